@@ -136,17 +136,17 @@ class ChainBuilder:
     This is all a node keeps per chain (and writes to flash); the payloads are not retained.
     """
 
-    def __init__(self, origin_hash):
-        self.head = CausalLink.genesis(origin_hash)
-        self.next_parent = self.head.forward_hash(b"")
+    def __init__(self, origin_hash, head=None, next_parent=None):
+        if head is None:
+            head = CausalLink.genesis(origin_hash)
+            next_parent = head.forward_hash(b"")
+        self.head = head
+        self.next_parent = next_parent
 
     @classmethod
     def resume(cls, head, next_parent):
         """Continue after a restore, a reboot or a fork: origin comes from the head link."""
-        b = cls.__new__(cls)
-        b.head = head
-        b.next_parent = next_parent
-        return b
+        return cls(head.origin_hash, head, next_parent)
 
     @property
     def origin_hash(self):

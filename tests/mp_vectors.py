@@ -1,9 +1,10 @@
 # Runs every golden vector file under the MicroPython unix port (and works on CPython too).
-# usage: micropython -X heapsize=96K tests/mp_vectors.py <staged-dir> <tests-dir>
+# usage: micropython -X heapsize=512K tests/mp_vectors.py <staged-dir> <tests-dir>
 # Prints "<family>: N/N passed" per file; exits 1 on any mismatch or missing checker.
 import sys
 import os
 import json
+import gc
 
 staged, tests_dir = sys.argv[1], sys.argv[2]
 sys.path.insert(0, staged)
@@ -15,6 +16,8 @@ total = 0
 names = sorted(n for n in os.listdir(vec_dir) if n.endswith(".json"))
 for name in names:
     family = name[:-5]
+    doc = None
+    gc.collect()
     with open(vec_dir + "/" + name) as f:
         doc = json.load(f)
     mod = __import__("golden." + family, None, None, ["check"])
