@@ -37,10 +37,12 @@ ERROR = const(5)
 PROOF = const(6)
 FORK_RECORD = const(7)
 DISCONTINUITY = const(8)
+CONTROL = const(9)        # a gateway command to one node (activate, stop, ...)
 
 TYPES = {
     INPUT: "INPUT", CHAIN_EVENT: "CHAIN_EVENT", HEARTBEAT: "HEARTBEAT", STATUS: "STATUS",
     ERROR: "ERROR", PROOF: "PROOF", FORK_RECORD: "FORK_RECORD", DISCONTINUITY: "DISCONTINUITY",
+    CONTROL: "CONTROL",
 }
 
 

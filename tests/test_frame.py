@@ -162,7 +162,7 @@ def test_encode_refuses_what_decode_would(args, err):
 
 def test_registry():
     assert frame.TYPES[frame.INPUT] == "INPUT" and frame.TYPES[frame.DISCONTINUITY] == "DISCONTINUITY"
-    assert sorted(frame.TYPES) == list(range(1, 9))
+    assert set(range(1, 10)) <= set(frame.TYPES)
     frame.register_type(8, "DISCONTINUITY")  # idempotent
     with pytest.raises(ValueError):
         frame.register_type(8, "OTHER")
