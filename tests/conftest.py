@@ -31,3 +31,15 @@ def mp_staged():
 def run_micropython(script, *args, heap="96K", timeout=120, cwd=None):
     return subprocess.run([micropython_cmd(), "-X", "heapsize=" + heap, script, *args],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A private Mosquitto (anonymous, TCP_NODELAY, no persistence) on a free 127.0.0.1 port.
+    Build others with `tests/mosquitto.py` directly (passwords, ACL, persistence)."""
+    from mosquitto import Mosquitto
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
