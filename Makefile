@@ -16,6 +16,10 @@ venv: $(BIN)/netedge
 
 # The whole suite: CPython tests + the same golden vectors under the MicroPython unix port.
 test: venv
+	$(BIN)/python -m netedge.tools.mpstage >/dev/null
+	@echo "== golden vectors under the MicroPython unix port =="
+	$(BIN)/micropython -X heapsize=512K tests/mp_vectors.py .build/mp tests
+	@echo "== pytest (CPython, plus MicroPython/Mosquitto integration suites) =="
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # Regenerate tests/vectors/*.json from the shared core (then review the diff).
