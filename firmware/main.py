@@ -1,0 +1,178 @@
+"""The node's asyncio driver: MQTT + flash + timers around NodeCore.  Thin on purpose.
+
+Board entry point (copied to the board as /main.py by `netedge provision`):
+    from netedge.firmware.main import start; start("netedge.json")
+"""
+import gc
+import os
+import sys
+
+try:
+    import asyncio
+except ImportError:  # older MicroPython
+    import uasyncio as asyncio
+
+from ..shared import topics as T
+from .mqtt import MQTTClient
+from .node import NodeCore
+from .registry import DaemonFactoryRegistry
+from .store import RecordStore
+
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:  # CPython (tests)
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+MAX_QUEUE = const(24)          # >= the broker's max in-flight QoS 1 messages per client (Mosquitto: 20)
+MAX_QUEUE_BYTES = const(16384)
+
+
+def _free_heap():
+    try:
+        gc.collect()
+        return gc.mem_free()
+    except AttributeError:  # CPython
+        return None
+
+
+def _flash_free(path):
+    try:
+        st = os.statvfs(path)
+        return st[0] * st[3]
+    except (AttributeError, OSError):
+        return None
+
+
+class NodeDriver:
+    def __init__(self, cfg):
+        from .config import load_class
+        self.cfg = cfg
+        reg = DaemonFactoryRegistry()
+        for kind, path in cfg.kinds.items():
+            reg.register_kind(kind, load_class(path))
+        for kind, pub, sec in cfg.keys:
+            reg.provision(kind, pub, sec)
+        self.store = RecordStore(cfg.state_dir)
+        self.core = NodeCore(cfg, reg, self.store)
+        self.queue = []
+        self.queue_bytes = 0
+        self.wake = asyncio.Event()
+        self.subscribed = set()
+        self.t0 = ticks_ms()
+        self.overflow = 0
+        self.client = MQTTClient(
+            cfg.node_id, cfg.broker_host, cfg.broker_port, cfg.username, cfg.password, keepalive=cfg.keepalive,
+            clean_session=False, will=self.core.status_frame(False)[:2] + (1,),
+            on_message=self._on_message, on_connect=self._on_connect, manual_ack=True,
+            backoff_min=0.2, backoff_max=5)
+
+    # MQTT reader context: never block here (see mqtt.manual_ack)
+    def _on_message(self, topic, payload, retained, token):
+        if len(self.queue) >= MAX_QUEUE or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES:
+            # not acked: the broker keeps it and redelivers after the next reconnect
+            self.overflow += 1
+            self.core.errors["refused"] += 1
+            return
+        self.queue.append((topic, payload, token))
+        self.queue_bytes += len(payload)
+        self.wake.set()
+
+    async def _on_connect(self, session_present):
+        # messages queued from the previous connection will be redelivered: drop them
+        self.queue = []
+        self.queue_bytes = 0
+        await self._publish(self.core.status_frame(True))
+
+    async def _publish(self, item):
+        topic, data, qos, retain = item
+        await self.client.publish(topic, data, qos, retain)
+
+    async def _do(self, ready):
+        for name, rec in ready.persist:
+            self.store.save(name, rec)   # flash first ...
+        for item in ready.publish:
+            await self._publish(item)    # ... then the network
+
+    async def _sync_subscriptions(self):
+        want = set(self.core.subscriptions())
+        new = [t for t in want if t not in self.subscribed]
+        if new:
+            await self.client.subscribe([(t, 1) for t in new])
+            for t in new:
+                self.subscribed.add(t)
+        gone = [t for t in self.subscribed if t not in want]
+        if gone:
+            await self.client.unsubscribe(gone)
+            for t in gone:
+                self.subscribed.discard(t)
+
+    async def _worker(self):
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            topic, payload, token = self.queue.pop(0)
+            self.queue_bytes -= len(payload)
+            ready = self.core.on_message(topic, payload)
+            await self._do(ready)
+            await self._sync_subscriptions()
+            await self.client.ack(token)  # only now may the broker forget the input
+
+    async def _heartbeat(self):
+        period = self.cfg.heartbeat_ms
+        while True:
+            up = ticks_diff(ticks_ms(), self.t0)
+            await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir), up))
+            await asyncio.sleep_ms(period) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(period / 1000)
+
+    async def run(self):
+        boot = self.core.boot()
+        for name, rec in boot.persist:
+            self.store.save(name, rec)
+        self.client.start()
+        await self._sync_subscriptions()  # recorded now, sent on connect, restored on reconnect
+        for item in boot.publish:
+            await self._publish(item)     # QoS 1 waits in the window until connected
+        asyncio.create_task(self._heartbeat())
+        await self._worker()
+
+
+def _unload(name):
+    """Drop a boot-only module so the GC can take its code back (a few KB of board heap)."""
+    full = "netedge.firmware." + name
+    sys.modules.pop(full, None)
+    import netedge.firmware as pkg
+    if hasattr(pkg, name):
+        delattr(pkg, name)
+
+
+def start(config_path="netedge.json", board=None):
+    from .config import ConfigError, load
+    try:
+        cfg = load(config_path)
+    except ConfigError as e:
+        print("netedge: config error:", e)
+        sys.exit(2)
+    if board is not None:
+        board.network_up(cfg.raw)
+    driver = NodeDriver(cfg)
+    _unload("config")
+    gc.collect()
+    asyncio.run(driver.run())
+
+
+if __name__ == "__main__":
+    start(sys.argv[1] if len(sys.argv) > 1 else "netedge.json")

@@ -1,0 +1,148 @@
+"""Durable records on flash: write-new-then-rename, with a checksum.
+
+File = b"NER1" | body length u32 LE | body (canonical CBOR) | first 8 bytes of SHA-256(body).
+A torn write leaves either the old file or a `.new` file; boot takes whichever is valid, newest
+first.  A file that exists but fails its checks is CORRUPT: reported (it becomes a Corruption
+discontinuity at the gateway), kept aside as `.bad` for inspection, and never silently reset.
+"""
+import hashlib
+import os
+import struct
+
+from ..shared import cbor
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+MAGIC = b"NER1"
+MAX_RECORD = const(16384)
+
+
+class CorruptRecord(Exception):
+    def __init__(self, path, why):
+        self.path = path
+        self.why = why
+        super().__init__("%s: %s" % (path, why))
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def encode_record(obj):
+    body = cbor.dumps(obj, True)
+    if len(body) > MAX_RECORD:
+        raise ValueError("record of %d bytes exceeds %d" % (len(body), MAX_RECORD))
+    return MAGIC + struct.pack("<I", len(body)) + body + hashlib.sha256(body).digest()[:8]
+
+
+def decode_record(data):
+    """Raises ValueError with the reason when the bytes are not one intact record."""
+    if len(data) < 16 or data[:4] != MAGIC:
+        raise ValueError("bad magic or too short (%d bytes)" % len(data))
+    n = struct.unpack("<I", data[4:8])[0]
+    if n > MAX_RECORD or len(data) != 16 + n:
+        raise ValueError("length field %d does not match file size %d" % (n, len(data)))
+    body = data[8:8 + n]
+    if hashlib.sha256(body).digest()[:8] != data[8 + n:]:
+        raise ValueError("checksum mismatch")
+    try:
+        return cbor.loads(body)
+    except Exception as e:
+        raise ValueError("undecodable body: %s" % e)
+
+
+class RecordStore:
+    """A folder of named records (one per hosted daemon, plus the node's own)."""
+
+    def __init__(self, root):
+        self.root = root.rstrip("/") or "."
+        try:
+            os.mkdir(self.root)
+        except OSError:
+            pass  # exists
+
+    def _path(self, name):
+        return "%s/%s.rec" % (self.root, name)
+
+    def _read(self, path):
+        size = os.stat(path)[6]
+        if size > MAX_RECORD + 16:
+            raise ValueError("file of %d bytes is larger than any record" % size)
+        with open(path, "rb") as f:
+            return f.read(size)
+
+    def save(self, name, obj):
+        path = self._path(name)
+        data = encode_record(obj)
+        tmp = path + ".new"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if hasattr(f, "flush"):
+                f.flush()
+        try:
+            if hasattr(os, "sync"):
+                os.sync()
+        except Exception:
+            pass
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            # FAT on some ports refuses to rename over a file: remove first; a crash here leaves
+            # only the .new file, which load() accepts.
+            os.remove(path)
+            os.rename(tmp, path)
+
+    def load(self, name):
+        """The record, or None when there is none; CorruptRecord when one exists but is damaged."""
+        path = self._path(name)
+        tmp = path + ".new"
+        errors = []
+        for p in (tmp, path):  # a complete .new is newer than the main file
+            if not _exists(p):
+                continue
+            try:
+                obj = decode_record(self._read(p))
+            except ValueError as e:
+                errors.append((p, str(e)))
+                continue
+            if p == tmp:
+                try:
+                    os.rename(tmp, path)
+                except OSError:
+                    pass
+            return obj
+        if not errors:
+            return None
+        bad_path, why = errors[-1]
+        if bad_path == tmp and len(errors) == 1:
+            # only a torn .new (crash mid-write) and no main file: nothing was ever committed
+            os.remove(tmp)
+            return None
+        raise CorruptRecord(bad_path, why)
+
+    def quarantine(self, name):
+        """Move a corrupt record aside (`.bad`) once it has been reported."""
+        path = self._path(name)
+        for p in (path, path + ".new"):
+            if _exists(p):
+                os.rename(p, p + ".bad")
+
+    def delete(self, name):
+        for p in (self._path(name), self._path(name) + ".new"):
+            if _exists(p):
+                os.remove(p)
+
+    def names(self):
+        out = []
+        for n in os.listdir(self.root):
+            if n.endswith(".rec"):
+                out.append(n[:-4])
+        return sorted(out)

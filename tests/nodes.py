@@ -1,0 +1,206 @@
+"""Test harness for real nodes: unix-port `micropython` processes running the compiled firmware
+(.mpy, as on a board) against a real broker, observed by a paho-mqtt client.
+
+Expectations are checked with the shared verifier (EntityLog, ContinuityProof), not by trusting
+the node.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import nacl.signing
+import paho.mqtt.client as paho
+
+from netedge.shared import frame as FR
+from netedge.shared import topics as T
+from netedge.shared.identity import origin_hash
+from netedge.shared.link import CausalLink
+from netedge.shared.log import ChainEvent, Duplicate, EntityLog
+from netedge.shared import cbor
+
+from conftest import micropython_cmd
+
+NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
+
+
+def daemon_key(name):
+    """A deterministic test keypair: (public key, seed)."""
+    seed = (name.encode() * 32)[:32]
+    return bytes(nacl.signing.SigningKey(seed).verify_key), seed
+
+
+def daemon_origin(name):
+    return origin_hash(daemon_key(name)[0])
+
+
+class NodeProc:
+    """One virtual board: a folder (its flash) and a micropython process running the firmware."""
+
+    def __init__(self, fw_dir, root, node_id, broker, daemons=(), hosted=(), heap=NODE_HEAP, heartbeat_ms=300,
+                 extra=None):
+        self.fw_lib = os.path.join(fw_dir, "lib")
+        self.dir = os.path.join(str(root), node_id)
+        os.makedirs(self.dir, exist_ok=True)
+        self.node_id = node_id
+        self.heap = heap
+        self.proc = None
+        keys = []
+        for kind, name in daemons:
+            pub, seed = daemon_key(name)
+            keys.append({"kind": kind, "public": pub.hex()})
+        cfg = {"node_id": node_id, "broker": {"host": broker.host, "port": broker.port, "keepalive": 5},
+               "heartbeat_ms": heartbeat_ms, "keys": keys,
+               "host": ["%08x" % daemon_origin(n) for n in hosted]}
+        cfg.update(extra or {})
+        with open(os.path.join(self.dir, "netedge.json"), "w") as f:
+            json.dump(cfg, f)
+        self.log_path = os.path.join(self.dir, "node.log")
+
+    def start(self):
+        code = ("import sys; sys.path.insert(0, %r); from netedge.firmware.main import start; start('netedge.json')"
+                % self.fw_lib)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + self.heap, "-c", code],
+                                     cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(5)
+            self.log.close()
+            self.proc = None
+
+    def stop(self):
+        """Clean stop: SIGINT raises KeyboardInterrupt in MicroPython, which ends the process."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def record_path(self, name):
+        return os.path.join(self.dir, "state", "d%08x.rec" % daemon_origin(name))
+
+
+class Observer:
+    """A paho client that publishes inputs and records every netedge frame it sees."""
+
+    def __init__(self, broker, client_id="observer"):
+        self.lock = threading.Condition()
+        self.chain = {}          # origin -> list of (epoch, CausalLink, payload) in arrival order
+        self.frames = []         # (topic, Frame or exception)
+        self.status = {}         # node -> body
+        self.heartbeats = {}     # node -> last body
+        self.errors = []         # (node, body)
+        self.counter = 0
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        self.c.on_message = self._on_message
+        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(T.ALL, qos=1)
+        self.c.connect(broker.host, broker.port, keepalive=10)
+        self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.c.loop_start()
+        self.wait(lambda: self.c.is_connected(), 5, "observer connect")
+        time.sleep(0.1)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+    def _on_message(self, c, u, msg):
+        try:
+            f = FR.decode(msg.payload)
+        except FR.FrameError as e:
+            with self.lock:
+                self.frames.append((msg.topic, e))
+            return
+        with self.lock:
+            self.frames.append((msg.topic, f))
+            parts = msg.topic.split("/")
+            if f.type == FR.CHAIN_EVENT:
+                b = f.body()
+                self.chain.setdefault(b["o"], []).append((b["e"], CausalLink.from_bytes(b["l"]), b["p"]))
+            elif f.type == FR.STATUS:
+                self.status[parts[3]] = f.body()
+            elif f.type == FR.HEARTBEAT:
+                self.heartbeats[parts[3]] = f.body()
+            elif f.type == FR.ERROR:
+                self.errors.append((parts[3], f.body()))
+            self.lock.notify_all()
+
+    def wait(self, cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not cond():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for " + what)
+                self.lock.wait(min(left, 0.05))
+
+    def send_input(self, origin, payload, sender="client", counter=None):
+        """Publish one INPUT at QoS 1 and wait until the broker accepted it; returns its id."""
+        if counter is None:
+            self.counter += 1
+            counter = self.counter
+        data = FR.encode(FR.INPUT, sender, counter, {"p": payload})
+        for _ in range(50):
+            info = self.c.publish(T.daemon_inbox(origin), data, qos=1)
+            try:
+                info.wait_for_publish(2)
+                if info.is_published():
+                    return counter
+            except (RuntimeError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("broker never accepted input %d" % counter)
+
+    def publish_raw(self, topic, data, qos=1):
+        self.c.publish(topic, data, qos=qos).wait_for_publish(2)
+
+    def head_seq(self, origin):
+        with self.lock:
+            evs = self.chain.get(origin, [])
+            return max((lk.sequence for _, lk, _ in evs), default=0)
+
+    def wait_seq(self, origin, seq, timeout=20):
+        self.wait(lambda: self.head_seq(origin) >= seq, timeout, "origin %08x to reach seq %d (at %d)" % (
+            origin, seq, self.head_seq(origin)))
+
+    def log_of(self, origin):
+        """Rebuild the chain through the shared EntityLog: identical redeliveries are dropped as
+        Duplicate; anything else that does not chain raises (a gap, a fork, a conflicting event)."""
+        log = EntityLog(origin)
+        seen = {}
+        with self.lock:
+            evs = sorted(self.chain.get(origin, []), key=lambda e: e[1].sequence)
+        for epoch, link, payload in evs:
+            ev = ChainEvent(link, payload)
+            if link.sequence in seen:
+                assert seen[link.sequence] == ev, "two different events at seq %d" % link.sequence
+                continue
+            seen[link.sequence] = ev
+            log.append(ev)
+        return log
+
+
+def event_outputs(payload):
+    """Decode a chain event payload: [sender, counter, input digest, status, outputs]."""
+    return cbor.loads(payload)

