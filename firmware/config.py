@@ -10,7 +10,8 @@
      "keys": [{"kind": "counter", "public": "<64 hex>", "secret": "<64 hex, optional>"}],
      "host": ["<8-hex origin>", ...]}
 
-`keys` are the provisioned key slots (never sent over MQTT).  `host` lists daemons this node
+`keys` (and the separate `keys.json`, a list of the same slot objects, which provisioning
+rewrites when the gateway deploys a daemon here) are the key slots — never sent over MQTT.  `host` lists daemons this node
 activates at first boot (epoch 1) when it has no record for them; after that, flash records
 decide.  Errors name the field and say what is expected.
 """
@@ -84,16 +85,7 @@ def parse(d):
     for k, path in kinds.items():
         _want(isinstance(path, str) and "." in path, "kinds." + str(k), "expected 'module.Class'")
     self.kinds = kinds
-    keys = d.get("keys", [])
-    _want(isinstance(keys, list), "keys", "expected a list of key slots")
-    self.keys = []
-    for i, k in enumerate(keys):
-        f = "keys[%d]" % i
-        _want(isinstance(k, dict), f, "expected an object with kind and public")
-        _want(k.get("kind") in kinds, f + ".kind", "unknown kind %r (not in kinds)" % k.get("kind"))
-        pub = _hex(k.get("public"), 32, f + ".public")
-        sec = _hex(k["secret"], 32, f + ".secret") if k.get("secret") is not None else None
-        self.keys.append((k["kind"], pub, sec))
+    self.keys = parse_keys(d.get("keys", []), kinds, "keys")
     host = d.get("host", [])
     _want(isinstance(host, list), "host", "expected a list of 8-hex-digit origins")
     self.hosted = []
@@ -106,6 +98,34 @@ def parse(d):
     return self
 
 
+def parse_keys(keys, kinds, field="keys"):
+    """Key slots [{"kind", "public", "secret"?}] -> [(kind, public32, secret32 or None)]."""
+    _want(isinstance(keys, list), field, "expected a list of key slots")
+    out = []
+    for i, k in enumerate(keys):
+        f = "%s[%d]" % (field, i)
+        _want(isinstance(k, dict), f, "expected an object with kind and public")
+        _want(k.get("kind") in kinds, f + ".kind", "unknown kind %r (not in kinds)" % k.get("kind"))
+        pub = _hex(k.get("public"), 32, f + ".public")
+        sec = _hex(k["secret"], 32, f + ".secret") if k.get("secret") is not None else None
+        out.append((k["kind"], pub, sec))
+    return out
+
+
+def load_keys(kinds, path="keys.json"):
+    """The key slots provisioning wrote over USB (`keys.json`); [] when there is none yet."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return []
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise ConfigError("key file %r is not valid JSON: %s" % (path, e))
+    return parse_keys(d, kinds, path)
+
+
 def load(path="netedge.json"):
     try:
         with open(path) as f:
@@ -116,7 +136,9 @@ def load(path="netedge.json"):
         d = json.loads(text)
     except ValueError as e:
         raise ConfigError("config file %r is not valid JSON: %s" % (path, e))
-    return parse(d)
+    cfg = parse(d)
+    cfg.keys += load_keys(cfg.kinds)
+    return cfg
 
 
 def load_class(path):

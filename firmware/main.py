@@ -66,6 +66,7 @@ class NodeDriver:
             reg.provision(kind, pub, sec)
         self.store = RecordStore(cfg.state_dir)
         self.core = NodeCore(cfg, reg, self.store)
+        self.core.key_loader = self._reload_keys
         self.queue = []
         self.queue_bytes = 0
         self.wake = asyncio.Event()
@@ -77,6 +78,16 @@ class NodeDriver:
             clean_session=False, will=self.core.status_frame(False)[:2] + (1,),
             on_message=self._on_message, on_connect=self._on_connect, manual_ack=True,
             backoff_min=0.2, backoff_max=5)
+
+    def _reload_keys(self):
+        from .config import load_keys
+        for kind, pub, sec in load_keys(self.cfg.kinds):
+            try:
+                self.core.registry.provision(kind, pub, sec)
+            except Exception as e:  # a colliding slot is reported, the others still load
+                self.core.errors["failed"] += 1
+                print("netedge: key slot refused:", e)
+        _unload("config")
 
     # MQTT reader context: never block here (see mqtt.manual_ack)
     def _on_message(self, topic, payload, retained, token):

@@ -53,6 +53,7 @@ class NodeCore:
         self.counter_reserved = 0
         self.errors = {"malformed": 0, "unknown_topic": 0, "stale_epoch": 0, "refused": 0, "failed": 0}
         self.hb_seq = 0
+        self.key_loader = None  # driver hook: re-read key slots provisioned over USB since boot
 
     # -- boot --
 
@@ -230,6 +231,8 @@ class NodeCore:
             raise F.HostFailure(F.STATE_FAILED, "origin %08x has a corrupt record; not reset" % origin)
         if len(self.hosts) >= MAX_HOSTED:
             raise F.HostFailure(F.STATE_FAILED, "node hosts its maximum of %d daemons" % MAX_HOSTED)
+        if origin not in self.registry.slots and self.key_loader is not None:
+            self.key_loader()
         daemon = self.registry.create(kind, origin)  # typed failure: factory / identity missing
         host = DaemonHost(kind, origin, daemon, epoch)
         self.hosts[origin] = host

@@ -4,9 +4,14 @@ Subcommands arrive with the features they drive (gateway, daemon, migrate, demo,
 this file only wires them up.  Errors say what went wrong and what to do, and exit non-zero.
 """
 import argparse
+import importlib
 import sys
 
 from netedge.gateway import __version__
+from netedge.gateway.commands import CliError
+
+# subcommand modules under netedge.gateway.commands, in --help order
+COMMANDS = ("gateway", "daemon", "status", "proof", "provision")
 
 DESCRIPTION = """\
 netedge: daemons that survive node failures, on microcontrollers.
@@ -25,6 +30,10 @@ def build_parser():
         prog="netedge", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="netedge " + __version__)
+    if COMMANDS:
+        sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+        for name in COMMANDS:
+            importlib.import_module("netedge.gateway.commands." + name).register(sub)
     return parser
 
 
@@ -34,7 +43,14 @@ def main(argv=None):
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CliError as e:
+        print("netedge: error: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netedge: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

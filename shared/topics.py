@@ -37,3 +37,27 @@ def parse_origin(text):
 
 
 ALL = ROOT + "/#"
+
+
+def daemon_status(origin):
+    return "%s/d/%08x/status" % (ROOT, origin)      # retained: host, epoch, ContinuityStatus, phase
+
+
+def gateway_status(gw):
+    return "%s/gw/%s/status" % (ROOT, gw)           # retained; the last will says offline
+
+
+def gateway_requests(gw, client="+"):
+    return "%s/gw/%s/req/%s" % (ROOT, gw, client)   # operator CLI -> gateway
+
+
+def gateway_replies(gw, client):
+    return "%s/gw/%s/rep/%s" % (ROOT, gw, client)   # gateway -> operator CLI
+
+
+def split(topic):
+    """('node', id, leaf) | ('d', origin_hex, leaf) | ('gw', id, leaf, client?) or None."""
+    parts = topic.split("/")
+    if len(parts) < 5 or parts[0] + "/" + parts[1] != ROOT:
+        return None
+    return tuple(parts[2:])

@@ -1,0 +1,329 @@
+"""GatewayCore: the control plane's logic, driven by a thin I/O layer (gateway/service.py).
+
+`on_message(topic, payload, now)` and `tick(now)` return Actions: frames to publish and
+provisioning work (USB / board folder) for the driver.  The durable store is written directly
+and synchronously — the driver acknowledges an MQTT message only after the call returns, so a
+`kill -9` at any instant loses nothing the broker considered delivered.
+"""
+import logging
+import time
+
+from ..shared import frame as FR
+from ..shared import topics as T
+from ..shared.errors import NetedgeError
+from ..shared.link import CausalLink, ChainError
+from ..shared.log import ChainEvent, Duplicate
+from ..shared import status as S
+from .store import ConflictingEvent, ConflictingInput, StoreError
+
+log = logging.getLogger("netedge.gateway")
+
+NODE_ONLINE, NODE_OFFLINE, NODE_SUSPECT = "online", "offline", "suspect"
+DEPLOY_RETRY_S = 1.0
+DEPLOY_TIMEOUT_S = 30.0
+
+
+class Actions:
+    """What the driver must do: publish (topic, bytes, qos, retain), push_keys (node, slots, tag)."""
+
+    def __init__(self):
+        self.publish = []
+        self.push_keys = []
+
+    def extend(self, other):
+        self.publish += other.publish
+        self.push_keys += other.push_keys
+        return self
+
+
+class GatewayCore:
+    def __init__(self, store, keystore, gateway_id="gw1", deadline_ms=1500):
+        self.store = store
+        self.keystore = keystore
+        self.id = gateway_id
+        self.deadline = deadline_ms / 1000.0
+        self.counter = int(time.time() * 1000) & 0x3FFFFFFF  # strictly increasing across restarts
+        self.last_seen = {}       # node -> monotonic-ish `now` of the last heartbeat
+        self.tails = {}           # origin -> EntityLog anchored at the stored head
+        self.dirty = set()        # origins whose retained status must be republished
+        self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
+                         "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0}
+        self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
+        self.pending = {}         # request key -> (client, request id) awaiting completion
+        for n in store.nodes():
+            if n.status != NODE_OFFLINE:
+                self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
+
+    # -- frames -----------------------------------------------------------------------
+
+    def _frame(self, ftype, body):
+        self.counter = (self.counter + 1) & 0xFFFFFFFF
+        return FR.encode(ftype, self.id, self.counter, body)
+
+    def status_frame(self, online):
+        return T.gateway_status(self.id), self._frame(FR.STATUS, {"state": "online" if online else "offline"}), 1, True
+
+    # -- input ------------------------------------------------------------------------
+
+    def on_message(self, topic, payload, now):
+        acts = Actions()
+        parts = T.split(topic)
+        if parts is None:
+            return acts
+        try:
+            if parts[0] == "node" and len(parts) == 3:
+                self._on_node(acts, parts[1], parts[2], payload, now)
+            elif parts[0] == "d" and len(parts) == 3:
+                self._on_daemon(acts, parts[1], parts[2], payload, now)
+            elif parts[0] == "gw" and len(parts) == 4 and parts[1] == self.id and parts[2] == "req":
+                self._on_request(acts, parts[3], payload, now)
+        except (FR.FrameError, NetedgeError, KeyError, TypeError, ValueError) as e:
+            self.counters["malformed"] += 1
+            log.warning("bad frame topic=%s error=%s: %s", topic, type(e).__name__, e)
+        return acts
+
+    def _decode(self, payload, want):
+        f = FR.decode(payload)
+        if f.type != want:
+            raise FR.MalformedFrame("expected %s, got %s" % (FR.TYPES[want], f.type_name()))
+        body = f.body()
+        if not isinstance(body, dict):
+            raise FR.MalformedFrame("%s body must be a map" % FR.TYPES[want])
+        return f, body
+
+    # -- nodes ------------------------------------------------------------------------
+
+    def _on_node(self, acts, node, leaf, payload, now):
+        if leaf == "status":
+            if not payload:
+                return  # a cleared retained message
+            f, body = self._decode(payload, FR.STATUS)
+            state = body.get("state")
+            if state == "offline":
+                self._node_down(acts, node, "last will")
+            elif state == "online":
+                self.last_seen[node] = now
+                self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
+        elif leaf == "hb":
+            f, body = self._decode(payload, FR.HEARTBEAT)
+            was = self.store.node(node)
+            self.last_seen[node] = now
+            self.store.upsert_node(node, NODE_ONLINE, info=body, last_seen=time.time())
+            if was is None or was.status != NODE_ONLINE:
+                log.info("node online node=%s board=%s heap=%s", node, body.get("board"), body.get("heap"))
+            self._check_deploys(acts, node, body, now)
+        elif leaf == "err":
+            f, body = self._decode(payload, FR.ERROR)
+            self.recent_errors.append((node, body))
+            del self.recent_errors[:-100]
+            log.warning("node error node=%s code=%s at=%s detail=%s", node, body.get("code"), body.get("at"),
+                        body.get("detail"))
+
+    def _node_down(self, acts, node, why):
+        self.last_seen.pop(node, None)
+        n = self.store.node(node)
+        if n is not None and n.status != NODE_OFFLINE:
+            self.store.upsert_node(node, NODE_OFFLINE)
+            log.warning("node offline node=%s reason=%s", node, why)
+
+    def tick(self, now):
+        """Timers: heartbeat deadlines, deploy retries, throttled status publishing."""
+        acts = Actions()
+        for node, seen in list(self.last_seen.items()):
+            if seen is None:
+                self.last_seen[node] = now
+            elif now - seen > self.deadline:
+                n = self.store.node(node)
+                if n is not None and n.status == NODE_ONLINE:
+                    self.store.upsert_node(node, NODE_SUSPECT)
+                    log.warning("node suspect node=%s silent_for=%.0fms", node, (now - seen) * 1000)
+        self._retry_deploys(acts, now)
+        for origin in sorted(self.dirty):
+            acts.publish.append(self._daemon_status(origin))
+        self.dirty.clear()
+        return acts
+
+    # -- daemons: inputs and chain events ------------------------------------------------
+
+    def _on_daemon(self, acts, origin_hex, leaf, payload, now):
+        origin = T.parse_origin(origin_hex)
+        if leaf == "in":
+            f, body = self._decode(payload, FR.INPUT)
+            if not isinstance(body.get("p"), bytes):
+                raise FR.MalformedFrame("INPUT body needs 'p': bytes")
+            if self.store.daemon(origin) is None:
+                self.counters["unknown_daemon"] += 1
+                return
+            try:
+                if self.store.log_input(origin, f.sender, f.counter, body["p"]) is not None:
+                    self.counters["inputs"] += 1
+            except ConflictingInput:
+                self.counters["conflicts"] += 1
+                log.warning("conflicting input origin=%08x sender=%s counter=%d", origin, f.sender, f.counter)
+        elif leaf == "chain":
+            self._on_chain(origin, payload)
+
+    def _on_chain(self, origin, payload):
+        f, body = self._decode(payload, FR.CHAIN_EVENT)
+        link = CausalLink.from_bytes(body["l"])
+        epoch, data = body["e"], body["p"]
+        if body["o"] != origin or link.origin_hash != origin or not isinstance(data, bytes) or not isinstance(epoch, int):
+            raise FR.MalformedFrame("CHAIN_EVENT origin/epoch/payload mismatch")
+        d = self.store.daemon(origin)
+        if d is None:
+            self.counters["unknown_daemon"] += 1
+            return
+        if epoch < d.epoch or (d.host_node is not None and f.sender != d.host_node and epoch <= d.epoch):
+            # fencing: a host that is not the current one at the current epoch (invariant 3)
+            self.counters["stale_epoch"] += 1
+            log.warning("stale frame rejected origin=%08x from=%s epoch=%d current=%d host=%s",
+                        origin, f.sender, epoch, d.epoch, d.host_node)
+            return
+        ev = ChainEvent(link, data)
+        tail = self.tails.get(origin)
+        if tail is None:
+            tail = self.tails[origin] = self.store.tail_log(origin)
+        try:
+            tail.append(ev)
+        except Duplicate:
+            stored = self.store.event(origin, link.sequence)
+            if stored is not None and stored == ev:
+                self.counters["duplicates"] += 1
+                return
+            self.counters["conflicts"] += 1
+            log.error("conflicting event origin=%08x seq=%d from=%s", origin, link.sequence, f.sender)
+            return
+        except ChainError as e:
+            self.counters["chain_errors"] += 1
+            log.error("chain break origin=%08x seq=%d from=%s: %s", origin, link.sequence, f.sender, e)
+            return
+        try:
+            self.store.append_event(ev, epoch)
+        except (ConflictingEvent, StoreError) as e:
+            self.tails.pop(origin, None)  # resync from the store next time
+            self.counters["conflicts"] += 1
+            log.error("event not stored origin=%08x seq=%d: %s", origin, link.sequence, e)
+            return
+        tail.prune_through(link.sequence - 1)  # keep O(1): only the head anchors the next event
+        self.counters["events"] += 1
+        self.dirty.add(origin)
+
+    def continuity(self, origin):
+        """ContinuityStatus of the stored chain (walks it: for status commands, not per event)."""
+        evs = list(self.store.events(origin))
+        return S.assess_continuity(evs, origin)
+
+    def _daemon_status(self, origin):
+        d = self.store.daemon(origin)
+        head = self.store.head(origin)
+        first = self.store.event(origin, 1)
+        if head is None:
+            cont = S.continuous(0, 0, 0)
+        elif first is not None and head.sequence == self.store.event_count(origin):
+            # appended through the validating tail from genesis: contiguous by construction
+            cont = S.continuous(first.forward, head.sequence, head.forward)
+        else:
+            cont = self.continuity(origin)
+        self.store.update_daemon(origin, continuity=cont.to_obj())
+        body = {"origin": origin, "kind": d.kind, "host": d.host_node, "epoch": d.epoch, "status": d.status,
+                "continuity": cont.to_obj()}
+        return T.daemon_status(origin), self._frame(FR.STATUS, body), 1, True
+
+    # -- operator requests (netedge CLI over MQTT) ----------------------------------------
+
+    def _reply(self, acts, client, rid, ok, result=None, error=None):
+        body = {"id": rid, "ok": ok, "result": result, "error": error}
+        acts.publish.append((T.gateway_replies(self.id, client), self._frame(FR.STATUS, body), 1, False))
+
+    def _on_request(self, acts, client, payload, now):
+        f, body = self._decode(payload, FR.CONTROL)
+        op, rid = body.get("cmd"), body.get("id")
+        try:
+            if op == "deploy":
+                self._deploy(acts, client, rid, body.get("kind"), body.get("node"), now)
+            elif op == "stop":
+                self._stop(acts, client, rid, body.get("origin"))
+            else:
+                raise ValueError("unknown request %r" % op)
+        except (NetedgeError, ValueError) as e:
+            self._reply(acts, client, rid, False, error=str(e))
+
+    def _deploy(self, acts, client, rid, kind, node, now):
+        if not isinstance(kind, str) or not isinstance(node, str):
+            raise ValueError("deploy needs kind and node")
+        n = self.store.node(node)
+        if n is None:
+            raise ValueError("unknown node %r: it has never sent a heartbeat" % node)
+        if n.status != NODE_ONLINE:
+            raise ValueError("node %r is %s" % (node, n.status))
+        if kind not in (n.info.get("kinds") or []):
+            raise ValueError("node %r cannot host kind %r (it has %s)" % (node, kind, n.info.get("kinds")))
+        info = self.keystore.generate(kind)
+        self.store.add_daemon(info.origin, kind, info.public_key, host_node=node, epoch=1, status="provisioning")
+        key = "deploy:%08x" % info.origin
+        self.store.put_state(key, {"origin": info.origin, "kind": kind, "node": node, "epoch": 1,
+                                   "step": "push_keys", "client": client, "rid": rid, "started": time.time()})
+        self.pending[key] = now
+        log.info("deploy origin=%08x kind=%s node=%s", info.origin, kind, node)
+        acts.push_keys.append((node, self._slots(node), key))
+
+    def _slots(self, node):
+        """Every key slot the node should hold: its daemons' public keys (never the secrets:
+        nodes verify nothing with them and a stolen board then leaks no signing key)."""
+        return [{"kind": d.kind, "public": d.public_key.hex()}
+                for d in self.store.daemons(host_node=node) if d.status != "stopped"]
+
+    def keys_pushed(self, key, error, now):
+        """The driver finished a push_keys action."""
+        acts = Actions()
+        st = self.store.get_state(key)
+        if st is None:
+            return acts
+        if error:
+            self.store.delete_state(key)
+            self.store.update_daemon(st["origin"], status="failed")
+            self._reply(acts, st["client"], st["rid"], False, error="provisioning failed: %s" % error)
+            return acts
+        st["step"] = "activate"
+        self.store.put_state(key, st)
+        self.pending[key] = None  # send the activation at the next tick
+        return acts
+
+    def _retry_deploys(self, acts, now):
+        for key, st in self.store.list_states("deploy:"):
+            if st["step"] != "activate":
+                continue
+            last = self.pending.get(key)
+            if time.time() - st["started"] > DEPLOY_TIMEOUT_S:
+                self.store.delete_state(key)
+                self.store.update_daemon(st["origin"], status="failed")
+                self.pending.pop(key, None)
+                self._reply(acts, st["client"], st["rid"], False,
+                            error="node %s did not activate %08x in %ds" % (st["node"], st["origin"], DEPLOY_TIMEOUT_S))
+                continue
+            if last is None or now - last >= DEPLOY_RETRY_S:
+                self.pending[key] = now
+                body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": st["epoch"]}
+                acts.publish.append((T.node_control(st["node"]), self._frame(FR.CONTROL, body), 1, False))
+
+    def _check_deploys(self, acts, node, hb, now):
+        hosted = {d.get("origin"): d.get("epoch") for d in hb.get("daemons") or [] if isinstance(d, dict)}
+        for key, st in self.store.list_states("deploy:"):
+            if st["node"] == node and hosted.get(st["origin"]) == st["epoch"]:
+                self.store.delete_state(key)
+                self.pending.pop(key, None)
+                self.store.update_daemon(st["origin"], status="active")
+                self.dirty.add(st["origin"])
+                log.info("deployed origin=%08x node=%s epoch=%d", st["origin"], node, st["epoch"])
+                self._reply(acts, st["client"], st["rid"], True,
+                            result={"origin": st["origin"], "node": node, "epoch": st["epoch"], "kind": st["kind"]})
+
+    def _stop(self, acts, client, rid, origin):
+        d = self.store.daemon(origin) if isinstance(origin, int) else None
+        if d is None:
+            raise ValueError("unknown daemon %r" % origin)
+        body = {"cmd": "stop", "origin": origin}
+        acts.publish.append((T.node_control(d.host_node), self._frame(FR.CONTROL, body), 1, False))
+        self.store.update_daemon(origin, status="stopped")
+        self.dirty.add(origin)
+        self._reply(acts, client, rid, True, result={"origin": origin, "node": d.host_node})

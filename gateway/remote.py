@@ -1,0 +1,77 @@
+"""Talking to a running gateway from the CLI: requests over MQTT (the gateway is the only
+writer of orchestration state), replies on a per-client topic."""
+import os
+import sys
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+from ..shared import frame as FR
+from ..shared import topics as T
+from .commands import CliError
+from .service import nodelay
+
+
+class GatewayClient:
+    def __init__(self, cfg, timeout=10):
+        b = cfg.broker
+        if b.embedded and not b.port:
+            raise CliError("the config names no [broker]: the CLI needs the broker url the gateway uses "
+                           "(the embedded broker picks a port at start; set [broker] url to talk to it)")
+        self.cfg = cfg
+        self.name = "cli-%d" % os.getpid()
+        self.replies = {}
+        self.cond = threading.Condition()
+        self.counter = int(time.time() * 1000) & 0x3FFFFFFF
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.name, clean_session=True)
+        if b.username:
+            c.username_pw_set(b.username, b.password)
+        c.on_message = self._on_message
+        try:
+            c.connect(b.host, b.port, keepalive=10)
+        except OSError as e:
+            raise CliError("cannot reach the broker at %s: %s (is it running?)" % (b.url, e))
+        nodelay(c)
+        c.loop_start()
+        c.subscribe(T.gateway_replies(cfg.id, self.name), qos=1)
+        self.client = c
+        time.sleep(0.05)
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            body = FR.decode(msg.payload).body()
+        except FR.FrameError:
+            return
+        with self.cond:
+            self.replies[body.get("id")] = body
+            self.cond.notify_all()
+
+    def request(self, cmd, timeout=45, progress=True, **args):
+        self.counter += 1
+        rid = self.counter
+        body = dict(args, cmd=cmd, id=rid)
+        self.client.publish(T.gateway_requests(self.cfg.id, self.name), FR.encode(FR.CONTROL, self.name, rid, body), 1)
+        deadline = time.monotonic() + timeout
+        spin = "|/-\\"
+        i = 0
+        with self.cond:
+            while rid not in self.replies:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CliError("no answer from gateway %s in %ds: is `netedge gateway` running?" % (self.cfg.id, timeout))
+                self.cond.wait(min(left, 0.2))
+                if progress and sys.stderr.isatty():
+                    sys.stderr.write("\r%s waiting for the gateway (%s)... " % (spin[i % 4], cmd))
+                    sys.stderr.flush()
+                    i += 1
+        if progress and sys.stderr.isatty():
+            sys.stderr.write("\r" + " " * 50 + "\r")
+        rep = self.replies.pop(rid)
+        if not rep.get("ok"):
+            raise CliError(rep.get("error") or "the gateway refused %s" % cmd)
+        return rep.get("result")
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -1,0 +1,190 @@
+"""The gateway process: paho-mqtt + SQLite + timers around GatewayCore.
+
+One thread runs the MQTT loop, the core and the timers (no locks in the protocol logic); slow
+provisioning (mpremote over USB) runs in a worker thread and reports back through a queue.
+Messages are acknowledged (manual ack) only after the core has stored them.
+"""
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import paho.mqtt.client as paho
+
+from ..shared import topics as T
+from .core import GatewayCore
+from .keystore import Keystore
+from .store import Store
+
+log = logging.getLogger("netedge.gateway")
+TICK_S = 0.05
+
+
+def setup_logging(level="INFO"):
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s %(message)s", datefmt="%H:%M:%S")
+
+
+def nodelay(client):
+    try:
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):
+        pass
+
+
+def write_keys_dir(path, slots):
+    """A unix-port board's flash is a folder: write keys.json there atomically."""
+    import json
+    if not os.path.isdir(path):
+        raise RuntimeError("board folder %s does not exist" % path)
+    tmp = os.path.join(path, "keys.json.new")
+    with open(tmp, "w") as f:
+        json.dump(slots, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(path, "keys.json"))
+
+
+class KeyPusher:
+    """Delivers key slots to a node out of band: a board folder (unix port) or USB (mpremote)."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def push(self, node, slots):
+        spec = self.nodes.get(node)
+        if spec is None:
+            raise RuntimeError("no provisioning path for node %s: add [nodes.%s] port/path to the config" % (node, node))
+        if spec.get("path"):
+            write_keys_dir(spec["path"], slots)
+        else:
+            from ..tools import provision
+            provision.push_keys(spec["port"], slots)
+
+
+class GatewayService:
+    def __init__(self, cfg, pusher=None):
+        self.cfg = cfg
+        self.pusher = pusher or KeyPusher(cfg.nodes)
+        self.broker = None
+        self.store = None
+        self.client = None
+        self.core = None
+        self.done = queue.Queue()
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+
+    def open(self):
+        os.makedirs(self.cfg.data_dir, mode=0o700, exist_ok=True)
+        self.store = Store(self.cfg.db_path)
+        keystore = Keystore(self.store, self.cfg.kek_path)
+        self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms)
+        b = self.cfg.broker
+        if b.embedded:
+            from .broker import EmbeddedBroker
+            self.broker = EmbeddedBroker(port=b.port).start()
+            b.host, b.port = self.broker.host, self.broker.port
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.cfg.id, clean_session=False,
+                        manual_ack=True)
+        if b.username:
+            c.username_pw_set(b.username, b.password)
+        topic, data, qos, retain = self.core.status_frame(False)
+        c.will_set(topic, data, qos, retain)
+        c.on_connect = self._on_connect
+        c.on_disconnect = lambda *a: (self.connected.clear(), log.warning("broker connection lost"))
+        c.on_message = self._on_message
+        c.reconnect_delay_set(0.2, 5)
+        self.client = c
+        log.info("gateway starting id=%s db=%s broker=%s%s", self.cfg.id, self.cfg.db_path, b.url,
+                 " (embedded)" if b.embedded else "")
+        c.connect(b.host, b.port, keepalive=10)
+        nodelay(c)
+        return self
+
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        if rc != 0:
+            log.error("broker refused the gateway: %s", rc)
+            return
+        nodelay(client)
+        client.subscribe([(T.ALL, 1)])
+        self._publish(self.core.status_frame(True))
+        self.connected.set()
+        log.info("connected to broker session_present=%s", getattr(flags, "session_present", flags))
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            acts = self.core.on_message(msg.topic, msg.payload, time.monotonic())
+            self._do(acts)
+        finally:
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)  # stored (or rejected) first: only now may the broker forget it
+
+    def _publish(self, item):
+        topic, data, qos, retain = item
+        self.client.publish(topic, data, qos, retain)
+
+    def _do(self, acts):
+        for item in acts.publish:
+            self._publish(item)
+        for node, slots, key in acts.push_keys:
+            self.pool.submit(self._push, node, slots, key)
+
+    def _push(self, node, slots, key):
+        try:
+            self.pusher.push(node, slots)
+            self.done.put((key, None))
+        except Exception as e:
+            log.error("key provisioning failed node=%s: %s", node, e)
+            self.done.put((key, str(e) or type(e).__name__))
+
+    def step(self):
+        """One round of the loop: network, finished provisioning, timers."""
+        self.client.loop(timeout=TICK_S)
+        now = time.monotonic()
+        while True:
+            try:
+                key, err = self.done.get_nowait()
+            except queue.Empty:
+                break
+            self._do(self.core.keys_pushed(key, err, now))
+        self._do(self.core.tick(now))
+
+    def run(self):
+        while not self.stopping.is_set():
+            self.step()
+
+    def close(self):
+        try:
+            if self.client is not None:
+                self._publish(self.core.status_frame(False))
+                self.client.loop(0.1)
+                self.client.disconnect()
+        finally:
+            self.pool.shutdown(wait=False)
+            if self.store is not None:
+                self.store.close()
+            if self.broker is not None:
+                self.broker.stop()
+        log.info("gateway stopped")
+
+
+def serve(cfg):
+    """`netedge gateway`: run until SIGTERM/SIGINT, then shut down cleanly."""
+    svc = GatewayService(cfg)
+
+    def _stop(signum, frame):
+        log.info("signal %d: shutting down", signum)
+        svc.stopping.set()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    svc.open()
+    try:
+        svc.run()
+    finally:
+        svc.close()
+    return 0

@@ -1,0 +1,79 @@
+"""Test harness for a real gateway process (`netedge gateway --config ...`)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from netedge.gateway.store import Store
+
+NETEDGE = [sys.executable, "-m", "netedge.gateway.cli"]
+
+
+def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500):
+    lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "data"', "heartbeat_deadline_ms = %d" % deadline_ms, "",
+             "[broker]", 'url = "mqtt://%s:%d"' % (broker.host, broker.port)]
+    if embedded:
+        lines.append("embedded = true")
+    for n in nodes:
+        lines += ["", "[nodes.%s]" % n.node_id, 'path = "%s"' % n.dir]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def cli(config, *args, timeout=60, check=True):
+    res = subprocess.run(NETEDGE + list(args) + ["--config", str(config)], capture_output=True, text=True,
+                         timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError("netedge %s failed (%d): %s%s" % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    return res
+
+
+class GatewayProc:
+    def __init__(self, config):
+        self.config = str(config)
+        self.dir = os.path.dirname(self.config)
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "gateway.log")
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(NETEDGE + ["gateway", "--config", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait(10)
+            self.log.close()
+        self.proc = None
+
+    def terminate(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.kill()
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def store(self):
+        return Store(os.path.join(self.dir, "data", "netedge.db"))
+
+    def wait_for(self, cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            if os.path.exists(os.path.join(self.dir, "data", "netedge.db")):
+                st = self.store()
+                try:
+                    if cond(st):
+                        return
+                finally:
+                    st.close()
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for %s; gateway log:\n%s" % (what, self.output()[-3000:]))
+            time.sleep(0.1)
