@@ -11,33 +11,25 @@ A frame is the canonical CBOR array  [version, type, sender, counter, body]:
            can be appended as a 6th element `auth` without touching any body.
 v1 has no auth: a 6-element frame raises AuthNotSupported. The envelope must be canonical
 (it is unique for its fields); the body is taken as received, not re-checked.
+Written for a small heap: every global, class and function costs a node heap bytes.
 """
 from . import cbor
-from .errors import DecodeError, NetedgeError
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
-VERSION = const(1)
+VERSION = 1
 # 8 KB: a node holds the frame, its decoded body and the MQTT buffer at once in ~100 KB of heap.
-MAX_FRAME = const(8192)
-MAX_SENDER = const(32)
-U32_MAX = const(0xFFFFFFFF)
+MAX_FRAME = 8192
 
 # Type registry. A later issue adds a code here (constant + TYPES entry, next free number,
 # never reuse one) or calls register_type() from its own module, and documents it in PROTOCOL.md.
-INPUT = const(1)          # an input event to a daemon inbox
-CHAIN_EVENT = const(2)    # link + payload emitted by a daemon
-HEARTBEAT = const(3)
-STATUS = const(4)
-ERROR = const(5)
-PROOF = const(6)
-FORK_RECORD = const(7)
-DISCONTINUITY = const(8)
-CONTROL = const(9)        # a gateway command to one node (activate, stop, ...)
+INPUT = 1          # an input event to a daemon inbox
+CHAIN_EVENT = 2    # link + payload emitted by a daemon
+HEARTBEAT = 3
+STATUS = 4
+ERROR = 5
+PROOF = 6
+FORK_RECORD = 7
+DISCONTINUITY = 8
+CONTROL = 9        # a gateway command to one node (activate, stop, ...)
 
 TYPES = {
     INPUT: "INPUT", CHAIN_EVENT: "CHAIN_EVENT", HEARTBEAT: "HEARTBEAT", STATUS: "STATUS",
@@ -46,34 +38,23 @@ TYPES = {
 }
 
 
-class FrameError(DecodeError):
-    """Base of every frame error."""
-
-
-class UnsupportedVersion(FrameError):
-    pass
-
-
-class UnknownFrameType(FrameError):
-    pass
-
-
-class MalformedFrame(FrameError):
-    """Bad CBOR, wrong arity or field type/range, non-canonical envelope, or a bad body."""
-
-
-class FrameTooLarge(FrameError):
-    pass
-
-
-class AuthNotSupported(FrameError):
-    """A 6th element (auth) arrived; v1 cannot verify it, so the frame is refused."""
+# Errors, all DecodeError (hence ValueError); see docs/PROTOCOL.md §5 for when each is raised.
+# (type() with one shared empty namespace: a class statement costs a node ~50 bytes more.
+# The namespace is shared on MicroPython: never set attributes on these classes.)
+_ns = {}
+FrameError = type("FrameError", (cbor.DecodeError,), _ns)
+UnsupportedVersion = type("UnsupportedVersion", (FrameError,), _ns)  # version uint other than 1
+UnknownFrameType = type("UnknownFrameType", (FrameError,), _ns)  # type uint not in TYPES
+MalformedFrame = type("MalformedFrame", (FrameError,), _ns)  # bad CBOR, shape, field or body
+FrameTooLarge = type("FrameTooLarge", (FrameError,), _ns)  # over max_size / MAX_FRAME
+AuthNotSupported = type("AuthNotSupported", (FrameError,), _ns)  # 6th element: v1 can't verify
+del _ns
 
 
 def register_type(code, name):
     """Add a frame type; re-registering the same pair is a no-op, a conflict an error."""
     if type(code) is not int or not 0 < code <= 0xFFFF or TYPES.get(code, name) != name:
-        raise NetedgeError("frame type %r/%r conflicts or is out of range" % (code, name))
+        raise cbor.NetedgeError("type", code, name)
     TYPES[code] = name
 
 
@@ -85,84 +66,67 @@ class Frame:
         self.counter = counter
         self.body_bytes = body_bytes
 
-    def body(self, max_depth=cbor.MAX_DEPTH, max_items=cbor.MAX_ITEMS):
-        """Decode the body now (not cached: each call returns fresh objects)."""
+    def body(self, *a, **k):
+        """Decode the body now (not cached: each call returns fresh objects); the arguments are
+        loads()'s max_depth=16, max_items=1024."""
         try:
-            return cbor.loads(self.body_bytes, max_depth, max_items)
+            return cbor.loads(self.body_bytes, *a, **k)
         except cbor.CborError as e:
-            raise MalformedFrame("body: %s: %s" % (type(e).__name__, e))
+            raise MalformedFrame(*e.args)  # the reason, e.g. "truncated"
 
     def type_name(self):
         return TYPES.get(self.type, "?")
 
-    def __eq__(self, other):
-        return (isinstance(other, Frame) and self.version == other.version
-                and self.type == other.type and self.sender == other.sender
-                and self.counter == other.counter and self.body_bytes == other.body_bytes)
 
-    def __repr__(self):
-        return "Frame(v%d %s from %r #%d, %d body bytes)" % (
-            self.version, self.type_name(), self.sender, self.counter, len(self.body_bytes))
-
-
-def _is_uint(v):
-    return type(v) is int and v >= 0  # bool is excluded: not an int on MicroPython either
-
-
-def _header(ftype, sender, counter, body_len):
+def _header(t, s, v, n):
     """Validated envelope bytes up to the body's contents (the body is appended as is,
     never copied through the encoder: 8 KB copies matter in a node's heap)."""
-    if not _is_uint(ftype):
-        raise MalformedFrame("frame type is not a uint")
-    if ftype not in TYPES:
-        raise UnknownFrameType("frame type %d" % ftype)
-    if type(sender) is not str or not 0 < len(sender.encode("utf-8")) <= MAX_SENDER:
-        raise MalformedFrame("sender must be text of 1..%d UTF-8 bytes" % MAX_SENDER)
-    if not _is_uint(counter) or counter > U32_MAX:
-        raise MalformedFrame("counter must be a u32")
-    # 0x85: array(5), 0x01: version 1 -- both single bytes in canonical CBOR.
-    return (b"\x85\x01" + cbor.dumps(ftype) + cbor.dumps(sender) + cbor.dumps(counter)
-            + cbor.head(2, body_len))
+    if type(t) is not int or t < 0:  # bool is not int here, on MicroPython either
+        raise MalformedFrame("type")
+    if t not in TYPES:
+        raise UnknownFrameType(t)
+    if type(s) is not str or not 0 < len(s.encode()) <= 32:
+        raise MalformedFrame("sender")
+    if type(v) is not int or not 0 <= v <= 0xFFFFFFFF:
+        raise MalformedFrame("counter")
+    # 85 01: array(5), version 1; then [t, s, v] without its own array head
+    return b"\x85\x01" + cbor.dumps([t, s, v])[1:] + cbor.head(2, n)
 
 
-def encode(ftype, sender, counter, body_obj):
+def encode(ftype, sender, counter, body):
     """Canonical frame bytes. Raises the decoder's typed errors for bad fields (so a node never
     sends what a peer would refuse) and CborEncodeError for a body outside the CBOR subset."""
-    body = cbor.dumps(body_obj, True)
-    hdr = _header(ftype, sender, counter, len(body))
-    if len(hdr) + len(body) > MAX_FRAME:
-        raise FrameTooLarge("%d bytes > %d" % (len(hdr) + len(body), MAX_FRAME))
-    return hdr + body
+    b = cbor.dumps(body, True)
+    h = _header(ftype, sender, counter, len(b))
+    if len(h) + len(b) > MAX_FRAME:
+        raise FrameTooLarge(len(h) + len(b))
+    return h + b
 
 
 def decode(data, max_size=MAX_FRAME):
     """Parse and validate one frame; raise a FrameError subclass on anything else."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise MalformedFrame("expected bytes")
+        raise MalformedFrame("not bytes")
     if len(data) > max_size:
-        raise FrameTooLarge("%d bytes > %d" % (len(data), max_size))
+        raise FrameTooLarge(len(data))
     try:
         # Small caps: a v1 envelope is one flat array (the body stays opaque bytes); the slack
         # lets a later version's envelope parse far enough to be refused by its version.
         a = cbor.loads(data, 4, 64)
     except cbor.CborError as e:
-        raise MalformedFrame("%s: %s" % (type(e).__name__, e))
-    if type(a) is not list or not a:
-        raise MalformedFrame("not a non-empty array")
-    if not _is_uint(a[0]):
-        raise MalformedFrame("version is not a uint")
+        raise MalformedFrame(*e.args)  # the reason, e.g. "truncated"
+    if type(a) is not list or not a or type(a[0]) is not int or a[0] < 0:
+        raise MalformedFrame("version")
     if a[0] != VERSION:
-        raise UnsupportedVersion("version %d" % a[0])
+        raise UnsupportedVersion(a[0])
     if len(a) == 6:
-        raise AuthNotSupported("authenticated frames need a later version")
-    if len(a) != 5:
-        raise MalformedFrame("%d elements, want 5" % len(a))
-    body = a[4]
-    if type(body) is not bytes:
-        raise MalformedFrame("body is not a byte string")
+        raise AuthNotSupported("auth")
+    if len(a) != 5 or type(a[4]) is not bytes:
+        raise MalformedFrame("arity")
     # Validates type, sender and counter. The body is the last item of `data` (loads checked
-    # there is nothing after it), so an equal header proves the whole envelope canonical.
-    hdr = _header(a[1], a[2], a[3], len(body))
-    if len(hdr) + len(body) != len(data) or bytes(data[:len(hdr)]) != hdr:
-        raise MalformedFrame("non-canonical encoding")
-    return Frame(VERSION, a[1], a[2], a[3], body)
+    # there is nothing after it), so an equal header proves the whole envelope canonical
+    # (and len(data) == len(h) + len(body)).
+    h = _header(a[1], a[2], a[3], len(a[4]))
+    if bytes(data[:len(h)]) != h:
+        raise MalformedFrame("canonical")
+    return Frame(*a)
