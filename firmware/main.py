@@ -12,11 +12,6 @@ try:
 except ImportError:  # older MicroPython
     import uasyncio as asyncio
 
-from ..shared import topics as T
-from .mqtt import MQTTClient
-from .node import NodeCore
-from .registry import DaemonFactoryRegistry
-from .store import RecordStore
 
 try:
     from time import ticks_ms, ticks_diff
@@ -35,8 +30,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-MAX_QUEUE = const(24)          # >= the broker's max in-flight QoS 1 messages per client (Mosquitto: 20)
-MAX_QUEUE_BYTES = const(16384)
+MAX_QUEUE = const(32)          # inputs received, not yet processed (each acked once processed): > broker in-flight cap
+MAX_QUEUE_BYTES = const(8192)
 
 
 def _free_heap():
@@ -57,7 +52,12 @@ def _flash_free(path):
 
 class NodeDriver:
     def __init__(self, cfg):
+        # imported here, after the config was parsed: a board's heap peaks at boot
         from .config import load_class
+        from .mqtt import MQTTClient
+        from .node import NodeCore
+        from .registry import DaemonFactoryRegistry
+        from .store import RecordStore
         self.cfg = cfg
         reg = DaemonFactoryRegistry()
         for kind, path in cfg.kinds.items():
@@ -73,6 +73,7 @@ class NodeDriver:
         self.subscribed = set()
         self.t0 = ticks_ms()
         self.overflow = 0
+        self.resync = False
         self.client = MQTTClient(
             cfg.node_id, cfg.broker_host, cfg.broker_port, cfg.username, cfg.password, keepalive=cfg.keepalive,
             clean_session=False, will=self.core.status_frame(False)[:2] + (1,),
@@ -87,23 +88,34 @@ class NodeDriver:
             except Exception as e:  # a colliding slot is reported, the others still load
                 self.core.errors["failed"] += 1
                 print("netedge: key slot refused:", e)
-        _unload("config")
+        _unload("netedge.firmware.config")
+        _unload("netedge.shared.identity")
 
     # MQTT reader context: never block here (see mqtt.manual_ack)
     def _on_message(self, topic, payload, retained, token):
-        if len(self.queue) >= MAX_QUEUE or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES:
-            # not acked: the broker keeps it and redelivers after the next reconnect
+        q = self.queue
+        if token is not None and q and q[0][2] is not None and q[0][2][0] != token[0]:
+            # a new connection: what is still queued from the old one is being redelivered
+            self.queue = q = [it for it in q if it[2] is None or it[2][0] == token[0]]
+            self.queue_bytes = sum(len(it[1]) for it in q)
+        if self.resync or len(self.queue) >= MAX_QUEUE or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES:
+            # Not acked, so the broker keeps it — but MQTT 3.1.1 redelivers only on a new
+            # connection, and not every broker caps in-flight messages.  So once the queue has
+            # drained, the worker asks for a fresh connection and everything unacked comes
+            # again, in order.  Until then every later message is refused too: inputs must be
+            # processed in the order the broker accepted them (replay depends on it).
             self.overflow += 1
-            self.core.errors["refused"] += 1
+            if not self.resync:
+                self.resync = True
+                self.core.errors["overflow"] += 1
             return
         self.queue.append((topic, payload, token))
         self.queue_bytes += len(payload)
         self.wake.set()
 
     async def _on_connect(self, session_present):
-        # messages queued from the previous connection will be redelivered: drop them
-        self.queue = []
-        self.queue_bytes = 0
+        # (inputs still queued from an older connection are skipped by the worker: the broker
+        # redelivers them on this one; clearing the queue here would race with new deliveries)
         await self._publish(self.core.status_frame(True))
 
     async def _publish(self, item):
@@ -132,11 +144,16 @@ class NodeDriver:
     async def _worker(self):
         while True:
             if not self.queue:
+                if self.resync:  # drained after an overflow: fetch what was not acked
+                    self.resync = False
+                    self.client.drop()
                 self.wake.clear()
                 await self.wake.wait()
                 continue
             topic, payload, token = self.queue.pop(0)
             self.queue_bytes -= len(payload)
+            if token is not None and token[0] != self.client.stats["connects"]:
+                continue  # received on a closed connection: it comes again on this one
             ready = self.core.on_message(topic, payload)
             await self._do(ready)
             await self._sync_subscriptions()
@@ -146,7 +163,9 @@ class NodeDriver:
         period = self.cfg.heartbeat_ms
         while True:
             up = ticks_diff(ticks_ms(), self.t0)
-            await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir), up))
+            stats = {k: v for k, v in self.client.stats.items() if v}  # (zeros say nothing)
+            stats["queue"] = len(self.queue)
+            await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir), up, stats))
             await asyncio.sleep_ms(period) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(period / 1000)
 
     async def run(self):
@@ -161,12 +180,12 @@ class NodeDriver:
         await self._worker()
 
 
-def _unload(name):
+def _unload(full):
     """Drop a boot-only module so the GC can take its code back (a few KB of board heap)."""
-    full = "netedge.firmware." + name
     sys.modules.pop(full, None)
-    import netedge.firmware as pkg
-    if hasattr(pkg, name):
+    pkg, _, name = full.rpartition(".")
+    pkg = sys.modules.get(pkg)
+    if pkg is not None and hasattr(pkg, name):
         delattr(pkg, name)
 
 
@@ -180,8 +199,13 @@ def start(config_path="netedge.json", board=None):
     if board is not None:
         board.network_up(cfg.raw)
     driver = NodeDriver(cfg)
-    _unload("config")
+    _unload("netedge.firmware.config")
+    _unload("netedge.shared.identity")
     gc.collect()
+    try:
+        gc.threshold(4096)  # collect early: a fragmented small heap fails before it is full
+    except AttributeError:
+        pass
     asyncio.run(driver.run())
 
 

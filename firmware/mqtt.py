@@ -301,6 +301,11 @@ class MQTTClient:
     async def unsubscribe(self, filters):
         return await self.subscribe(filters, None)
 
+    def drop(self):
+        # ask for a fresh connection (the supervisor closes this one within keepalive/4 and
+        # reconnects; the broker then redelivers every unacked QoS 1 message)
+        self.connected = False
+
     async def ack(self, token):
         # manual_ack: PUBACK the message `token` came with (None: QoS 0, nothing to do)
         if token is None:

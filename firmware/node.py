@@ -51,7 +51,7 @@ class NodeCore:
         self.corrupt = {}      # origin or record name -> reason (reported in every heartbeat)
         self.counter = 0
         self.counter_reserved = 0
-        self.errors = {"malformed": 0, "unknown_topic": 0, "stale_epoch": 0, "refused": 0, "failed": 0}
+        self.errors = {"malformed": 0, "unknown_topic": 0, "stale_epoch": 0, "refused": 0, "failed": 0, "overflow": 0}
         self.hb_seq = 0
         self.key_loader = None  # driver hook: re-read key slots provisioned over USB since boot
 
@@ -80,11 +80,11 @@ class NodeCore:
             except CorruptRecord as e:
                 self.corrupt[name] = e.why
                 self.store.quarantine(name)
-                self._error(ready, "corruption", name, e.why)
+                self._error(ready, "corruption", name, e.why, 1)
                 continue
             except F.HostFailure as e:
                 self.corrupt[name] = str(e)
-                self._error(ready, "restore_failed", name, str(e))
+                self._error(ready, "restore_failed", name, str(e), 1)
                 continue
             self.hosts[host.origin] = host
             if host.last:  # republish the newest event: it may not have left before the crash
@@ -127,12 +127,14 @@ class NodeCore:
 
     def _chain_frame(self, ready, host, link_bytes, payload):
         data = self._frame(ready, FR.CHAIN_EVENT, {"o": host.origin, "e": host.epoch, "l": link_bytes, "p": payload})
-        return (T.daemon_chain(host.origin), data, 1, False)
+        return (T.daemon(host.origin, "chain"), data, 1, False)
 
-    def _error(self, ready, code, where, detail):
-        """Report a problem on the node's error topic (QoS 0: reports must never block inputs)."""
+    def _error(self, ready, code, where, detail, qos=0):
+        """Report a problem on the node's error topic.  QoS 0 for bad input (reports must never
+        block inputs); QoS 1 for damage found at boot, which must reach the gateway even
+        though it is found before the connection is up."""
         body = {"code": code, "at": where, "detail": str(detail)[:160]}
-        ready.publish.append((T.node_errors(self.node_id), self._frame(ready, FR.ERROR, body), 0, False))
+        ready.publish.append((T.node(self.node_id, "err"), self._frame(ready, FR.ERROR, body), qos, False))
 
     def status_frame(self, online):
         """Retained node status; the offline form is registered as the MQTT last will."""
@@ -141,14 +143,14 @@ class NodeCore:
         data = self._frame(r, FR.STATUS, body) if online else FR.encode(FR.STATUS, self.node_id, 0, body)
         for p in r.persist:
             self.store.save(*p)
-        return (T.node_status(self.node_id), data, 1, True)
+        return (T.node(self.node_id, "status"), data, 1, True)
 
     # -- subscriptions --
 
     def subscriptions(self):
-        subs = [T.node_control(self.node_id)]
+        subs = [T.node(self.node_id, "ctl")]
         for origin in self.hosts:
-            subs.append(T.daemon_inbox(origin))
+            subs.append(T.daemon(origin, "in"))
         return subs
 
     # -- inputs --
@@ -159,7 +161,7 @@ class NodeCore:
         try:
             if topic.startswith(T.ROOT + "/d/") and topic.endswith("/in"):
                 self._on_input(ready, topic, payload)
-            elif topic == T.node_control(self.node_id):
+            elif topic == T.node(self.node_id, "ctl"):
                 self._on_control(ready, payload)
             else:
                 self.errors["unknown_topic"] += 1
@@ -249,13 +251,13 @@ class NodeCore:
 
     # -- heartbeat --
 
-    def heartbeat(self, free_heap=None, flash_free=None, uptime_ms=0):
+    def heartbeat(self, free_heap=None, flash_free=None, uptime_ms=0, mqtt=None):
         ready = Ready()
         body = {
             "board": self.cfg.board, "up": uptime_ms, "heap": free_heap, "flash": flash_free,
             "kinds": self.registry.kinds(), "keys": sorted(self.registry.slots),
             "daemons": [h.summary() for h in self.hosts.values()],
-            "errors": self.errors, "corrupt": sorted(self.corrupt),
+            "errors": self.errors, "corrupt": sorted(self.corrupt), "mqtt": mqtt or {},
         }
-        ready.publish.append((T.node_heartbeat(self.node_id), self._frame(ready, FR.HEARTBEAT, body), 0, False))
+        ready.publish.append((T.node(self.node_id, "hb"), self._frame(ready, FR.HEARTBEAT, body), 0, False))
         return ready

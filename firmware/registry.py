@@ -5,7 +5,6 @@ to this node) — never by a migration or snapshot frame (invariant 4).  A daemo
 built here for an origin whose slot is present: that is what "the target holds the keypair" means.
 """
 from ..shared import failures as F
-from ..shared.identity import origin_hash
 
 
 class KeySlot:
@@ -13,6 +12,7 @@ class KeySlot:
         self.kind = kind
         self.public_key = public_key
         self.secret = secret  # 32-byte ed25519 seed, or None when the node never signs for it
+        from ..shared.identity import origin_hash  # boot-time only: the driver unloads it after
         self.origin_hash = origin_hash(public_key)
 
 

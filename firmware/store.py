@@ -83,15 +83,8 @@ class RecordStore:
         path = self._path(name)
         data = encode_record(obj)
         tmp = path + ".new"
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb") as f:  # closed = committed (littlefs/FAT on boards; page cache on unix)
             f.write(data)
-            if hasattr(f, "flush"):
-                f.flush()
-        try:
-            if hasattr(os, "sync"):
-                os.sync()
-        except Exception:
-            pass
         try:
             os.rename(tmp, path)
         except OSError:

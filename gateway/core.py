@@ -61,7 +61,7 @@ class GatewayCore:
         return FR.encode(ftype, self.id, self.counter, body)
 
     def status_frame(self, online):
-        return T.gateway_status(self.id), self._frame(FR.STATUS, {"state": "online" if online else "offline"}), 1, True
+        return T.gateway(self.id, "status"), self._frame(FR.STATUS, {"state": "online" if online else "offline"}), 1, True
 
     # -- input ------------------------------------------------------------------------
 
@@ -227,13 +227,13 @@ class GatewayCore:
         self.store.update_daemon(origin, continuity=cont.to_obj())
         body = {"origin": origin, "kind": d.kind, "host": d.host_node, "epoch": d.epoch, "status": d.status,
                 "continuity": cont.to_obj()}
-        return T.daemon_status(origin), self._frame(FR.STATUS, body), 1, True
+        return T.daemon(origin, "status"), self._frame(FR.STATUS, body), 1, True
 
     # -- operator requests (netedge CLI over MQTT) ----------------------------------------
 
     def _reply(self, acts, client, rid, ok, result=None, error=None):
         body = {"id": rid, "ok": ok, "result": result, "error": error}
-        acts.publish.append((T.gateway_replies(self.id, client), self._frame(FR.STATUS, body), 1, False))
+        acts.publish.append((T.gateway(self.id, "rep", client), self._frame(FR.STATUS, body), 1, False))
 
     def _on_request(self, acts, client, payload, now):
         f, body = self._decode(payload, FR.CONTROL)
@@ -256,6 +256,8 @@ class GatewayCore:
             raise ValueError("unknown node %r: it has never sent a heartbeat" % node)
         if n.status != NODE_ONLINE:
             raise ValueError("node %r is %s" % (node, n.status))
+        if "kinds" not in n.info:
+            raise ValueError("node %r has not sent a heartbeat yet: retry in a moment" % node)
         if kind not in (n.info.get("kinds") or []):
             raise ValueError("node %r cannot host kind %r (it has %s)" % (node, kind, n.info.get("kinds")))
         info = self.keystore.generate(kind)
@@ -304,7 +306,7 @@ class GatewayCore:
             if last is None or now - last >= DEPLOY_RETRY_S:
                 self.pending[key] = now
                 body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": st["epoch"]}
-                acts.publish.append((T.node_control(st["node"]), self._frame(FR.CONTROL, body), 1, False))
+                acts.publish.append((T.node(st["node"], "ctl"), self._frame(FR.CONTROL, body), 1, False))
 
     def _check_deploys(self, acts, node, hb, now):
         hosted = {d.get("origin"): d.get("epoch") for d in hb.get("daemons") or [] if isinstance(d, dict)}
@@ -323,7 +325,7 @@ class GatewayCore:
         if d is None:
             raise ValueError("unknown daemon %r" % origin)
         body = {"cmd": "stop", "origin": origin}
-        acts.publish.append((T.node_control(d.host_node), self._frame(FR.CONTROL, body), 1, False))
+        acts.publish.append((T.node(d.host_node, "ctl"), self._frame(FR.CONTROL, body), 1, False))
         self.store.update_daemon(origin, status="stopped")
         self.dirty.add(origin)
         self._reply(acts, client, rid, True, result={"origin": origin, "node": d.host_node})

@@ -34,7 +34,7 @@ class GatewayClient:
             raise CliError("cannot reach the broker at %s: %s (is it running?)" % (b.url, e))
         nodelay(c)
         c.loop_start()
-        c.subscribe(T.gateway_replies(cfg.id, self.name), qos=1)
+        c.subscribe(T.gateway(cfg.id, "rep", self.name), qos=1)
         self.client = c
         time.sleep(0.05)
 
@@ -51,7 +51,7 @@ class GatewayClient:
         self.counter += 1
         rid = self.counter
         body = dict(args, cmd=cmd, id=rid)
-        self.client.publish(T.gateway_requests(self.cfg.id, self.name), FR.encode(FR.CONTROL, self.name, rid, body), 1)
+        self.client.publish(T.gateway(self.cfg.id, "req", self.name), FR.encode(FR.CONTROL, self.name, rid, body), 1)
         deadline = time.monotonic() + timeout
         spin = "|/-\\"
         i = 0

@@ -1,32 +1,23 @@
 """MQTT topic names (docs/PROTOCOL.md "Topics").  One place, so trace filters and ACLs agree.
 
-Daemons are addressed by origin hash (8 lowercase hex digits), nodes by node id.
+    ne/v1/node/<node>/{status,hb,ctl,err}   status retained (the last will says offline)
+    ne/v1/d/<origin>/{in,chain,status}      origin = 8 lowercase hex digits; status retained
+    ne/v1/gw/<gw>/{status,req/<client>,rep/<client>}
 """
 ROOT = "ne/v1"
+ALL = ROOT + "/#"
 
 
-def node_status(node):
-    return "%s/node/%s/status" % (ROOT, node)      # retained; the last will says offline
+def node(node_id, leaf):
+    return "%s/node/%s/%s" % (ROOT, node_id, leaf)
 
 
-def node_heartbeat(node):
-    return "%s/node/%s/hb" % (ROOT, node)
+def daemon(origin, leaf):
+    return "%s/d/%08x/%s" % (ROOT, origin, leaf)
 
 
-def node_control(node):
-    return "%s/node/%s/ctl" % (ROOT, node)          # gateway -> node commands
-
-
-def node_errors(node):
-    return "%s/node/%s/err" % (ROOT, node)          # error frames a node reports
-
-
-def daemon_inbox(origin):
-    return "%s/d/%08x/in" % (ROOT, origin)
-
-
-def daemon_chain(origin):
-    return "%s/d/%08x/chain" % (ROOT, origin)
+def gateway(gw, leaf, client=None):
+    return "%s/gw/%s/%s" % (ROOT, gw, leaf) + ("/" + client if client else "")
 
 
 def parse_origin(text):
@@ -36,27 +27,8 @@ def parse_origin(text):
     return int(text, 16)
 
 
-ALL = ROOT + "/#"
-
-
-def daemon_status(origin):
-    return "%s/d/%08x/status" % (ROOT, origin)      # retained: host, epoch, ContinuityStatus, phase
-
-
-def gateway_status(gw):
-    return "%s/gw/%s/status" % (ROOT, gw)           # retained; the last will says offline
-
-
-def gateway_requests(gw, client="+"):
-    return "%s/gw/%s/req/%s" % (ROOT, gw, client)   # operator CLI -> gateway
-
-
-def gateway_replies(gw, client):
-    return "%s/gw/%s/rep/%s" % (ROOT, gw, client)   # gateway -> operator CLI
-
-
 def split(topic):
-    """('node', id, leaf) | ('d', origin_hex, leaf) | ('gw', id, leaf, client?) or None."""
+    """The levels after ROOT, e.g. ('node', 'n1', 'hb'), or None for a foreign topic."""
     parts = topic.split("/")
     if len(parts) < 5 or parts[0] + "/" + parts[1] != ROOT:
         return None

@@ -74,7 +74,7 @@ def netedge(*args, timeout=60):
 
 class HeartbeatWatcher:
     def __init__(self, broker, node_id):
-        self.topic = T.node_heartbeat(node_id)
+        self.topic = T.node(node_id, "hb")
         self.frames = []
         self.cond = threading.Condition()
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="hb-watch", clean_session=True)
