@@ -28,6 +28,9 @@ vectors: venv
 
 bench: venv
 	$(BIN)/python bench/core_bench.py
+	$(BIN)/python bench/horizon_fpr.py
+	$(BIN)/python bench/node_memory.py
+	$(BIN)/python bench/last_will.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build
