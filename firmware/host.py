@@ -45,39 +45,38 @@ class DaemonHost:
         self.last = None  # (link bytes, payload) of the newest event, for republish after a crash
         self.stats = {"processed": 0, "errors": 0, "duplicates": 0, "refused": 0}
 
-    @property
-    def head(self):
-        return self.chain.head
-
     def deliver(self, sender, counter, payload):
-        """Process one input.  Returns (verdict, (link, payload) of the new event, or None).
-
-        verdict is dedup.NEW (an event was emitted), DUPLICATE, TOO_OLD or FULL (nothing
-        happened; the driver reports the latter two).  Oversize input is processed as an error
-        event, so the sender sees it on the chain rather than a silent drop.
+        """Process one input.  Returns dedup.NEW (an event was emitted: `last` holds its link
+        bytes and payload), DUPLICATE, TOO_OLD or FULL (nothing happened; the driver reports
+        the latter two).  Oversize input is processed as an error event, so the sender sees it
+        on the chain rather than a silent drop.  A MemoryError propagates (it is the board's
+        state, not the input's: an error event for it would not replay the same elsewhere);
+        the host may then be ahead of its record, and the driver reloads it from flash.
         """
         verdict = self.window.check(sender, counter)
+        st = self.stats
         if verdict != NEW:
-            self.stats["duplicates" if verdict == DUPLICATE else "refused"] += 1
-            return verdict, None
+            st["duplicates" if verdict == DUPLICATE else "refused"] += 1
+            return verdict
         status, outputs = EV_OK, None
         if len(payload) > MAX_INPUT:
             status, outputs = EV_ERROR, [b"input too large"]
         else:
             try:
-                outputs = self.daemon.process(InputEvent(payload, sender, counter, self.chain.sequence + 1))
+                outputs = self.daemon.process(InputEvent(payload, sender, counter, self.chain.head.sequence + 1))
                 if not isinstance(outputs, list) or any(not isinstance(o, bytes) for o in outputs):
                     raise TypeError("process() must return a list of bytes")
+            except MemoryError:
+                raise
             except Exception as e:  # the daemon's bug must not crash the node: it goes on the chain
                 status, outputs = EV_ERROR, [("%s: %s" % (type(e).__name__, e)).encode()[:120]]
         if status == EV_ERROR:
-            self.stats["errors"] += 1
+            st["errors"] += 1
         body = event_payload(sender, counter, payload, status, outputs)
-        link = self.chain.append(body)
+        self.last = (self.chain.append(body).to_bytes(), body)
         self.window.admit(sender, counter)
-        self.stats["processed"] += 1
-        self.last = (link.to_bytes(), body)
-        return NEW, (link, body)
+        st["processed"] += 1
+        return NEW
 
     # -- persistence (flash records and, later, migration snapshots share this shape) --
 
@@ -89,8 +88,8 @@ class DaemonHost:
         return {
             "v": RECORD_VERSION, "kind": self.kind, "origin": self.origin, "epoch": self.epoch,
             "head": self.chain.head.to_bytes(), "next": self.chain.next_parent,
-            "state": state, "window": self.window.to_obj(),
-            "last": list(self.last) if self.last else None, "stats": self.stats,
+            "state": state, "window": self.window.senders,  # (== window.to_obj(): encoded, not kept)
+            "last": self.last, "stats": self.stats,
         }
 
     @classmethod
@@ -114,8 +113,9 @@ class DaemonHost:
         except Exception as e:
             raise F.HostFailure(F.STATE_FAILED, "restore failed: %s" % e)
         host = cls(kind, origin, daemon, rec["epoch"], ChainBuilder.resume(head, rec["next"]), window)
-        if rec.get("last"):
-            host.last = (rec["last"][0], rec["last"][1])
+        last = rec.get("last")
+        if last:
+            host.last = (last[0], last[1])
         st = rec.get("stats")
         if isinstance(st, dict):
             for k in host.stats:
@@ -126,4 +126,4 @@ class DaemonHost:
     def summary(self):
         """For heartbeats: where this daemon's chain stands."""
         return {"origin": self.origin, "kind": self.kind, "epoch": self.epoch,
-                "seq": self.chain.sequence, "next": self.chain.next_parent}
+                "seq": self.chain.head.sequence, "next": self.chain.next_parent}

@@ -53,7 +53,6 @@ def _flash_free(path):
 class NodeDriver:
     def __init__(self, cfg):
         # imported here, after the config was parsed: a board's heap peaks at boot
-        from .config import load_class
         from .mqtt import MQTTClient
         from .node import NodeCore
         from .registry import DaemonFactoryRegistry
@@ -61,7 +60,7 @@ class NodeDriver:
         self.cfg = cfg
         reg = DaemonFactoryRegistry()
         for kind, path in cfg.kinds.items():
-            reg.register_kind(kind, load_class(path))
+            reg.register_kind(kind, path)  # (imported when a daemon of that kind is created)
         for kind, pub, sec in cfg.keys:
             reg.provision(kind, pub, sec)
         self.store = RecordStore(cfg.state_dir)
@@ -74,6 +73,8 @@ class NodeDriver:
         self.t0 = ticks_ms()
         self.overflow = 0
         self.resync = False
+        self.pending = []     # frames of a persisted input that a MemoryError kept from leaving
+        self.dirty = False    # a MemoryError left hosts ahead of their records: reload first
         self.client = MQTTClient(
             cfg.node_id, cfg.broker_host, cfg.broker_port, cfg.username, cfg.password, keepalive=cfg.keepalive,
             clean_session=False, will=self.core.status_frame(False)[:2] + (1,),
@@ -94,24 +95,28 @@ class NodeDriver:
     # MQTT reader context: never block here (see mqtt.manual_ack)
     def _on_message(self, topic, payload, retained, token):
         q = self.queue
-        if token is not None and q and q[0][2] is not None and q[0][2][0] != token[0]:
-            # a new connection: what is still queued from the old one is being redelivered
-            self.queue = q = [it for it in q if it[2] is None or it[2][0] == token[0]]
-            self.queue_bytes = sum(len(it[1]) for it in q)
-        if self.resync or len(self.queue) >= MAX_QUEUE or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES:
-            # Not acked, so the broker keeps it — but MQTT 3.1.1 redelivers only on a new
-            # connection, and not every broker caps in-flight messages.  So once the queue has
-            # drained, the worker asks for a fresh connection and everything unacked comes
-            # again, in order.  Until then every later message is refused too: inputs must be
-            # processed in the order the broker accepted them (replay depends on it).
-            self.overflow += 1
-            if not self.resync:
-                self.resync = True
-                self.core.errors["overflow"] += 1
-            return
-        self.queue.append((topic, payload, token))
-        self.queue_bytes += len(payload)
-        self.wake.set()
+        try:
+            if token is not None and q and q[0][2] is not None and q[0][2][0] != token[0]:
+                # a new connection: what is still queued from the old one is being redelivered
+                self.queue = q = [it for it in q if it[2] is None or it[2][0] == token[0]]
+                self.queue_bytes = sum(len(it[1]) for it in q)
+            if not (self.resync or len(q) >= MAX_QUEUE or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES):
+                q.append((topic, payload, token))
+                self.queue_bytes += len(payload)
+                self.wake.set()
+                return
+            err = "overflow"
+        except MemoryError:
+            err = "memory"
+        # Not queued, not acked, so the broker keeps it — but MQTT 3.1.1 redelivers only on a
+        # new connection, and not every broker caps in-flight messages.  So once the queue has
+        # drained, the worker asks for a fresh connection and everything unacked comes again,
+        # in order.  Until then every later message is refused too: inputs must be processed
+        # in the order the broker accepted them (replay depends on it).
+        self.overflow += 1
+        if not self.resync:
+            self.resync = True
+            self.core.errors[err] += 1
 
     async def _on_connect(self, session_present):
         # (inputs still queued from an older connection are skipped by the worker: the broker
@@ -143,6 +148,18 @@ class NodeDriver:
 
     async def _worker(self):
         while True:
+            if self.pending or self.dirty:  # left by a MemoryError: fix this before any input
+                try:
+                    gc.collect()
+                    if self.dirty:  # hosts maybe ahead of their records
+                        self.core.reload()
+                        self.dirty = False
+                    while self.pending:  # frames of an input already on flash
+                        await self._publish(self.pending[0])
+                        self.pending.pop(0)
+                except MemoryError:
+                    await asyncio.sleep(0.2)  # (the heap frees as QoS 1 acks come in)
+                    continue
             if not self.queue:
                 if self.resync:  # drained after an overflow: fetch what was not acked
                     self.resync = False
@@ -154,18 +171,68 @@ class NodeDriver:
             self.queue_bytes -= len(payload)
             if token is not None and token[0] != self.client.stats["connects"]:
                 continue  # received on a closed connection: it comes again on this one
-            ready = self.core.on_message(topic, payload)
-            await self._do(ready)
-            await self._sync_subscriptions()
-            await self.client.ack(token)  # only now may the broker forget the input
+            if await self._process(topic, payload):
+                await self.client.ack(token)  # only now may the broker forget the input
+            else:
+                # Out of memory twice: reported, NOT acked, and as after an overflow every input
+                # queued behind it is dropped unacked too (order): the broker redelivers them all
+                # on a fresh connection, once the state is consistent again.
+                self.queue = []
+                self.queue_bytes = 0
+                self.resync = True
+
+    async def _process(self, topic, payload):
+        """One input: persist, publish, subscribe; False when it must not be acked.
+        A MemoryError is collected and retried once.  Before the flash write nothing is left
+        behind (the hosts are reloaded from their records, so the retry or the redelivery is
+        processed exactly once); after it, the frames not yet sent stay in `pending`."""
+        ready = None
+        for _ in (0, 1):
+            try:
+                if ready is None:
+                    ready = self.core.on_message(topic, payload)
+                    for name, rec in ready.persist:
+                        self.store.save(name, rec)  # flash first ...
+                    ready.persist = ()              # (on flash: never processed again)
+                pub = ready.publish
+                while pub:
+                    await self._publish(pub[0])     # ... then the network
+                    pub.pop(0)
+                await self._sync_subscriptions()
+                return True
+            except MemoryError:
+                gc.collect()
+                if ready is None or ready.persist:
+                    ready = None
+                    try:
+                        self.core.reload()
+                    except MemoryError:
+                        self.dirty = True
+                        break
+        if ready is not None:
+            self.pending = ready.publish
+        self.core.errors["memory"] += 1
+        try:
+            from .node import Ready
+            r = Ready()
+            self.core.error(r, "out_of_memory", topic, "free %s" % _free_heap())
+            await self._publish(r.publish[0])
+        except MemoryError:
+            pass
+        return False
 
     async def _heartbeat(self):
         period = self.cfg.heartbeat_ms
         while True:
-            up = ticks_diff(ticks_ms(), self.t0)
-            stats = {k: v for k, v in self.client.stats.items() if v}  # (zeros say nothing)
-            stats["queue"] = len(self.queue)
-            await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir), up, stats))
+            try:
+                stats = {k: v for k, v in self.client.stats.items() if v}  # (zeros say nothing)
+                stats["queue"] = len(self.queue)
+                await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir),
+                                                   ticks_diff(ticks_ms(), self.t0), stats))
+            except MemoryError:  # skipped (the next one says so, in errors.memory)
+                self.core.errors["memory"] += 1
+                stats = None
+                gc.collect()
             await asyncio.sleep_ms(period) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(period / 1000)
 
     async def run(self):
@@ -189,7 +256,9 @@ def _unload(full):
         delattr(pkg, name)
 
 
-def start(config_path="netedge.json", board=None):
+def _boot(config_path, board):
+    # (a function of its own: its frame, which holds the parser, is gone before the node runs;
+    # start()'s frame lives as long as the node)
     from .config import ConfigError, load
     try:
         cfg = load(config_path)
@@ -199,6 +268,12 @@ def start(config_path="netedge.json", board=None):
     if board is not None:
         board.network_up(cfg.raw)
     driver = NodeDriver(cfg)
+    cfg.raw = cfg.keys = None  # (boot only)
+    return driver
+
+
+def start(config_path="netedge.json", board=None):
+    driver = _boot(config_path, board)
     _unload("netedge.firmware.config")
     _unload("netedge.shared.identity")
     gc.collect()

@@ -398,16 +398,24 @@ class MQTTClient:
                         st["oversize"] += 1
                         if b0 >> 4 != 3 or n > m * 8 or q > 2:
                             raise MalformedPacket(b0)
-                        b = await x(m)  # topic length, topic, pid
-                        n -= m
-                        while n:
-                            k = min(n, m)
-                            await x(k)
-                            n -= k
+                        # read in small pieces (a max_packet buffer may not fit a small
+                        # heap, and a MemoryError here would loop on a redelivered message)
+                        b = await x(2)  # topic length, then the topic, then the pid
                         i = (b[0] << 8 | b[1]) + 4
                         if i > m:
                             raise MalformedPacket(b0)
-                        p = (3, None, 0, q, 0, b[i - 2] << 8 | b[i - 1])
+                        n -= i
+                        i -= 4
+                        while i:
+                            k = min(i, 256)
+                            await x(k)
+                            i -= k
+                        b = await x(2)
+                        while n:
+                            k = min(n, 256)
+                            await x(k)
+                            n -= k
+                        p = (3, None, 0, q, 0, b[0] << 8 | b[1])
                     tk[0] = ticks_ms()
                     t = p[0]
                     if t == 3:

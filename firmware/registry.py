@@ -18,10 +18,12 @@ class KeySlot:
 
 class DaemonFactoryRegistry:
     def __init__(self):
-        self.factories = {}  # kind -> zero-argument callable returning a Daemon
+        self.factories = {}  # kind -> zero-argument callable returning a Daemon, or its 'module.Class' path
         self.slots = {}      # origin_hash -> KeySlot
 
     def register_kind(self, kind, factory):
+        """factory: a callable, or a 'module.Class' path imported when first needed (a kind
+        nobody hosts costs a node no heap)."""
         self.factories[kind] = factory
 
     def kinds(self):
@@ -55,4 +57,12 @@ class DaemonFactoryRegistry:
 
     def create(self, kind, origin):
         self.check(kind, origin)
-        return self.factories[kind]()
+        f = self.factories[kind]
+        if isinstance(f, str):
+            mod, _, name = f.rpartition(".")
+            try:
+                f = getattr(__import__(mod, None, None, [name]), name)
+            except (ImportError, AttributeError) as e:
+                raise F.HostFailure(F.FACTORY_NOT_FOUND, "kind %r: %s" % (kind, e))
+            self.factories[kind] = f
+        return f()

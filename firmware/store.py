@@ -17,7 +17,6 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-MAGIC = b"NER1"
 MAX_RECORD = const(16384)
 
 
@@ -28,24 +27,18 @@ class CorruptRecord(Exception):
         super().__init__("%s: %s" % (path, why))
 
 
-def _exists(path):
+def _read(path):
+    """An intact record's object from `path`; None when there is no file; ValueError with the
+    reason when the bytes are not one intact record."""
     try:
-        os.stat(path)
-        return True
+        size = os.stat(path)[6]
     except OSError:
-        return False
-
-
-def encode_record(obj):
-    body = cbor.dumps(obj, True)
-    if len(body) > MAX_RECORD:
-        raise ValueError("record of %d bytes exceeds %d" % (len(body), MAX_RECORD))
-    return MAGIC + struct.pack("<I", len(body)) + body + hashlib.sha256(body).digest()[:8]
-
-
-def decode_record(data):
-    """Raises ValueError with the reason when the bytes are not one intact record."""
-    if len(data) < 16 or data[:4] != MAGIC:
+        return None
+    if size > MAX_RECORD + 16:
+        raise ValueError("file of %d bytes is larger than any record" % size)
+    with open(path, "rb") as f:
+        data = f.read(size)
+    if len(data) < 16 or data[:4] != b"NER1":
         raise ValueError("bad magic or too short (%d bytes)" % len(data))
     n = struct.unpack("<I", data[4:8])[0]
     if n > MAX_RECORD or len(data) != 16 + n:
@@ -59,6 +52,14 @@ def decode_record(data):
         raise ValueError("undecodable body: %s" % e)
 
 
+def _remove(*paths):
+    for p in paths:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
 class RecordStore:
     """A folder of named records (one per hosted daemon, plus the node's own)."""
 
@@ -69,22 +70,19 @@ class RecordStore:
         except OSError:
             pass  # exists
 
-    def _path(self, name):
-        return "%s/%s.rec" % (self.root, name)
-
-    def _read(self, path):
-        size = os.stat(path)[6]
-        if size > MAX_RECORD + 16:
-            raise ValueError("file of %d bytes is larger than any record" % size)
-        with open(path, "rb") as f:
-            return f.read(size)
-
     def save(self, name, obj):
-        path = self._path(name)
-        data = encode_record(obj)
+        path = "%s/%s.rec" % (self.root, name)
+        body = cbor.dumps(obj, True)
+        if len(body) > MAX_RECORD:
+            raise ValueError("record of %d bytes exceeds %d" % (len(body), MAX_RECORD))
         tmp = path + ".new"
         with open(tmp, "wb") as f:  # closed = committed (littlefs/FAT on boards; page cache on unix)
-            f.write(data)
+            # (written in pieces: no concatenated copy of the record in the heap)
+            f.write(b"NER1")
+            f.write(struct.pack("<I", len(body)))
+            f.write(body)
+            f.write(hashlib.sha256(body).digest()[:8])
+        del body
         try:
             os.rename(tmp, path)
         except OSError:
@@ -95,16 +93,16 @@ class RecordStore:
 
     def load(self, name):
         """The record, or None when there is none; CorruptRecord when one exists but is damaged."""
-        path = self._path(name)
+        path = "%s/%s.rec" % (self.root, name)
         tmp = path + ".new"
         errors = []
         for p in (tmp, path):  # a complete .new is newer than the main file
-            if not _exists(p):
-                continue
             try:
-                obj = decode_record(self._read(p))
+                obj = _read(p)
             except ValueError as e:
                 errors.append((p, str(e)))
+                continue
+            if obj is None:
                 continue
             if p == tmp:
                 try:
@@ -123,19 +121,16 @@ class RecordStore:
 
     def quarantine(self, name):
         """Move a corrupt record aside (`.bad`) once it has been reported."""
-        path = self._path(name)
+        path = "%s/%s.rec" % (self.root, name)
         for p in (path, path + ".new"):
-            if _exists(p):
+            try:
                 os.rename(p, p + ".bad")
+            except OSError:
+                pass  # (no such file)
 
     def delete(self, name):
-        for p in (self._path(name), self._path(name) + ".new"):
-            if _exists(p):
-                os.remove(p)
+        path = "%s/%s.rec" % (self.root, name)
+        _remove(path, path + ".new")
 
     def names(self):
-        out = []
-        for n in os.listdir(self.root):
-            if n.endswith(".rec"):
-                out.append(n[:-4])
-        return sorted(out)
+        return sorted(n[:-4] for n in os.listdir(self.root) if n.endswith(".rec"))

@@ -60,9 +60,6 @@ class InputWindow:
             ent[1] |= 1 << (ent[0] - counter)
         return NEW
 
-    def forget(self, sender):
-        self.senders.pop(sender, None)
-
     def to_obj(self):
         return {s: [e[0], e[1]] for s, e in self.senders.items()}
 

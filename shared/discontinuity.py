@@ -5,14 +5,15 @@ AFTER them, so this layout never changes):
   origin u32 | last_verified 24 B | has_failed u8 | failed_link 24 B | reason_code u8 | reason_sub u8
   | a u64 | b u64 | c u64 | detected_at u64 (ms)
 Reasons (unused fields must be 0):  1 NodeCrash a=last_snapshot_seq
-  2 ChainBreak sub=chain error code (link.CHAIN_ERRORS), a=expected, b=got
+  2 ChainBreak sub=chain error code (chain.CHAIN_ERRORS), a=expected, b=got
   3 ConflictingChains a=seq, b=hash_a, c=hash_b (hash_a != hash_b)   4 Corruption
 failed_link is all zeros iff has_failed is 0: a present all-zero link would be ambiguous on the wire.
 """
 import struct
 
 from .errors import DecodeError, NetedgeError
-from .link import CHAIN_ERRORS, CausalLink, ChainError, LINK_SIZE
+from .chain import CHAIN_ERRORS, ChainError
+from .link import CausalLink, LINK_SIZE
 
 try:
     from micropython import const
@@ -100,7 +101,7 @@ class ChainBreak(DiscontinuityReason):
 
     def __init__(self, chain_error):
         if not isinstance(chain_error, ChainError) or CHAIN_ERRORS.get(chain_error.code) is not type(chain_error):
-            raise NetedgeError("ChainBreak: needs a link.ChainError with a wire code")
+            raise NetedgeError("ChainBreak: needs a chain.ChainError with a wire code")
         if not (_u64(chain_error.expected) and _u64(chain_error.got)):
             raise NetedgeError("ChainBreak: expected/got must be u64")
         self.chain_error = chain_error

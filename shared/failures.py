@@ -18,16 +18,10 @@ NAMES = {NOT_READY: "not_ready", FACTORY_NOT_FOUND: "factory_not_found",
 
 
 class HostFailure(NetedgeError):
-    """A failure with a wire code; `retriable` only for NOT_READY."""
+    """A failure with a wire code (retriable only when code == NOT_READY).  Nodes raise it:
+    kept small (no methods beyond __init__)."""
 
     def __init__(self, code, detail=""):
         self.code = code
         self.detail = detail
         super().__init__("%s: %s" % (NAMES.get(code, "code %d" % code), detail))
-
-    @property
-    def retriable(self):
-        return self.code == NOT_READY
-
-    def to_obj(self):
-        return {"code": self.code, "reason": NAMES.get(self.code, "unknown"), "detail": self.detail}

@@ -1,4 +1,5 @@
-"""CausalLink (24 bytes), the chain builder and link validation.
+"""CausalLink (24 bytes) and the chain builder.  Validation (ChainError, validate_chain_link) lives
+in shared/chain.py, which a node never imports (heap).
 
 Wire: origin_hash u32 | horizon u32 | sequence u64 | parent_hash u64, little-endian, no padding.
 next.parent_hash = H8(prev_link_bytes || prev_payload): the "forward hash" of the previous event.
@@ -31,34 +32,6 @@ def forward_hash(link_bytes, payload):
     if payload:
         h.update(payload)
     return struct.unpack("<Q", h.digest()[:8])[0]
-
-
-class ChainError(NetedgeError):
-    """A link that does not follow its predecessor.  `code` is the wire code (docs/PROTOCOL.md)."""
-    code = 0
-
-    def __init__(self, expected, got):
-        self.expected = expected
-        self.got = got
-        super().__init__("%s: expected %d, got %d" % (self.__class__.__name__, expected, got))
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.expected == other.expected and self.got == other.got
-
-
-class OriginMismatch(ChainError):
-    code = 1
-
-
-class SequenceGap(ChainError):
-    code = 2
-
-
-class ParentHashMismatch(ChainError):
-    code = 3
-
-
-CHAIN_ERRORS = {1: OriginMismatch, 2: SequenceGap, 3: ParentHashMismatch}
 
 
 class CausalLink:
@@ -99,6 +72,7 @@ class CausalLink:
     def next(self, payload, horizon=0):
         """The link that follows this one when this link's event carried `payload`."""
         if self.sequence >= U64_MAX:
+            from .chain import SequenceGap  # (lazily: the node never loads chain.py otherwise)
             raise SequenceGap(U64_MAX, self.sequence)
         return CausalLink(self.origin_hash, horizon, self.sequence + 1, self.forward_hash(payload))
 
@@ -113,21 +87,6 @@ class CausalLink:
     def __repr__(self):
         return "CausalLink(origin=%08x, horizon=%08x, seq=%d, parent=%016x)" % (
             self.origin_hash, self.horizon, self.sequence, self.parent_hash)
-
-
-def validate_chain_link(prev_link, prev_forward, new_link):
-    """Check `new_link` follows `prev_link` whose forward hash is `prev_forward`.
-
-    Raises OriginMismatch, SequenceGap or ParentHashMismatch (in that order of checks).
-    """
-    if new_link.origin_hash != prev_link.origin_hash:
-        raise OriginMismatch(prev_link.origin_hash, new_link.origin_hash)
-    if prev_link.sequence >= U64_MAX:
-        raise SequenceGap(U64_MAX, new_link.sequence)
-    if new_link.sequence != prev_link.sequence + 1:
-        raise SequenceGap(prev_link.sequence + 1, new_link.sequence)
-    if new_link.parent_hash != prev_forward:
-        raise ParentHashMismatch(prev_forward, new_link.parent_hash)
 
 
 class ChainBuilder:
@@ -159,6 +118,7 @@ class ChainBuilder:
     def append(self, payload, horizon=0):
         """Emit the next link for an event carrying `payload`; return the new link."""
         if self.head.sequence >= U64_MAX:
+            from .chain import SequenceGap  # (lazily: the node never loads chain.py otherwise)
             raise SequenceGap(U64_MAX, self.head.sequence)
         link = CausalLink(self.head.origin_hash, horizon, self.head.sequence + 1, self.next_parent)
         self.head = link

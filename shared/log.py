@@ -5,7 +5,8 @@ feeds it.  Append rules follow the reference runtime: origin first, then duplica
 chain link check against the current head.
 """
 from .errors import NetedgeError
-from .link import CausalLink, OriginMismatch, ParentHashMismatch, forward_hash, validate_chain_link
+from .chain import OriginMismatch, ParentHashMismatch, validate_chain_link
+from .link import CausalLink, forward_hash
 
 
 class ChainEvent:

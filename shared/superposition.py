@@ -15,7 +15,8 @@ Where we are stricter than the reference (which overwrites the phase uncondition
   cutover abort() and a moving source head raise PhaseRegression (the source has let go).
 """
 from .errors import DecodeError, NetedgeError
-from .link import CausalLink, OriginMismatch
+from .chain import OriginMismatch
+from .link import CausalLink
 from . import phases as P
 
 # Plain ints, not const(): MicroPython would substitute the names inside SuperpositionPhase's body too.

@@ -24,7 +24,7 @@ from netedge.shared import cbor
 
 from conftest import micropython_cmd
 
-NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "128K")  # 96K is the goal: see issue 3 notes
+NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
 
 
 def daemon_key(name):

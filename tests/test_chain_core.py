@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from netedge.shared.errors import DecodeError
-from netedge.shared.link import (CausalLink, ChainBuilder, LINK_SIZE, OriginMismatch, ParentHashMismatch,
-                                 SequenceGap, h8)
+from netedge.shared.chain import OriginMismatch, ParentHashMismatch, SequenceGap
+from netedge.shared.link import CausalLink, ChainBuilder, LINK_SIZE, h8
 from netedge.shared.log import ChainEvent, Duplicate, EntityLog
 from netedge.shared.proof import (ContinuityProof, HashMismatch, InvalidRange, MAX_PROOF_VERIFY_SPAN,
                                   MissingEvent, PROOF_SIZE, ProofError, SpanTooLarge)

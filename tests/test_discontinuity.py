@@ -7,8 +7,8 @@ from hypothesis import given, strategies as st
 
 from netedge.shared import discontinuity as D
 from netedge.shared.errors import DecodeError, NetedgeError
-from netedge.shared.link import (CausalLink, ChainBuilder, ChainError, OriginMismatch, ParentHashMismatch,
-                                 SequenceGap)
+from netedge.shared.chain import ChainError, OriginMismatch, ParentHashMismatch, SequenceGap
+from netedge.shared.link import CausalLink, ChainBuilder
 from netedge.shared.log import ChainEvent, EntityLog
 
 u32 = st.integers(0, 2 ** 32 - 1)

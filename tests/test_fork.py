@@ -6,7 +6,8 @@ from hypothesis import given, strategies as st
 
 from netedge.shared import fork as F
 from netedge.shared.errors import DecodeError, NetedgeError
-from netedge.shared.link import CausalLink, ParentHashMismatch, h8, validate_chain_link
+from netedge.shared.chain import ParentHashMismatch, validate_chain_link
+from netedge.shared.link import CausalLink, h8
 from netedge.shared.log import ChainEvent, EntityLog
 
 u32 = st.integers(0, 2 ** 32 - 1)

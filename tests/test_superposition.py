@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 from netedge.shared import phases as P
 from netedge.shared import superposition as S
 from netedge.shared.errors import NetedgeError
-from netedge.shared.link import CausalLink, ChainBuilder, OriginMismatch
+from netedge.shared.chain import OriginMismatch
+from netedge.shared.link import CausalLink, ChainBuilder
 from netedge.shared.log import ChainEvent, EntityLog
 from netedge.shared.proof import ContinuityProof
 

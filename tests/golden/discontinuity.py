@@ -1,6 +1,7 @@
 """The 87-byte Discontinuity record and its reasons."""
 from netedge.shared import discontinuity as D
-from netedge.shared.link import CHAIN_ERRORS, CausalLink
+from netedge.shared.chain import CHAIN_ERRORS
+from netedge.shared.link import CausalLink
 from golden import unhex, eq
 
 

@@ -1,4 +1,5 @@
 """CausalLink encoding, strict decoding and validate_chain_link."""
+from netedge.shared import chain as C
 from netedge.shared import link as L
 from netedge.shared.errors import DecodeError
 from golden import unhex, eq
@@ -23,9 +24,9 @@ def check(case):
         new = L.CausalLink.from_bytes(unhex(case["new"]))
         fwd = L.forward_hash(prev.to_bytes(), unhex(case["prev_payload"]))
         try:
-            L.validate_chain_link(prev, fwd, new)
+            C.validate_chain_link(prev, fwd, new)
             got = ["ok"]
-        except L.ChainError as e:
+        except C.ChainError as e:
             got = [type(e).__name__, e.code, e.expected, e.got]
         eq("result", got, case["result"])
     else:

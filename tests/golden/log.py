@@ -1,6 +1,7 @@
 """EntityLog append rules (origin, duplicate, chain), range and prune_through."""
 from netedge.shared import log as G
-from netedge.shared.link import CausalLink, ChainError
+from netedge.shared.chain import ChainError
+from netedge.shared.link import CausalLink
 from golden import unhex, eq
 
 
