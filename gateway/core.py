@@ -11,7 +11,8 @@ import time
 from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared.errors import NetedgeError
-from ..shared.link import CausalLink, ChainError
+from ..shared.chain import ChainError
+from ..shared.link import CausalLink
 from ..shared.log import ChainEvent, Duplicate
 from ..shared import status as S
 from .store import ConflictingEvent, ConflictingInput, StoreError
@@ -19,8 +20,24 @@ from .store import ConflictingEvent, ConflictingInput, StoreError
 log = logging.getLogger("netedge.gateway")
 
 NODE_ONLINE, NODE_OFFLINE, NODE_SUSPECT = "online", "offline", "suspect"
+I64_MAX = (1 << 63) - 1   # epochs are stored as SQLite INTEGER
+MAX_NAME = 64             # daemon kinds and request ids: short names, so every reply fits a frame
 DEPLOY_RETRY_S = 1.0
 DEPLOY_TIMEOUT_S = 30.0
+
+
+class BadRequest(ValueError):
+    """An operator request of the wrong shape: refused with an error reply and counted as malformed
+    (a well-formed request the gateway cannot honour is only refused)."""
+
+
+def _is_int(v):
+    return type(v) is int  # not bool
+
+
+def _check_body(ok, what):
+    if not ok:
+        raise FR.MalformedFrame(what)
 
 
 class Actions:
@@ -47,7 +64,8 @@ class GatewayCore:
         self.tails = {}           # origin -> EntityLog anchored at the stored head
         self.dirty = set()        # origins whose retained status must be republished
         self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
-                         "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0}
+                         "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0,
+                         "internal_errors": 0}  # (the driver counts the last one: see service.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
         for n in store.nodes():
@@ -78,6 +96,7 @@ class GatewayCore:
             elif parts[0] == "gw" and len(parts) == 4 and parts[1] == self.id and parts[2] == "req":
                 self._on_request(acts, parts[3], payload, now)
         except (FR.FrameError, NetedgeError, KeyError, TypeError, ValueError) as e:
+            # Handlers validate before they write, so a refused frame changes nothing (invariant 5).
             self.counters["malformed"] += 1
             log.warning("bad frame topic=%s error=%s: %s", topic, type(e).__name__, e)
         return acts
@@ -93,27 +112,43 @@ class GatewayCore:
 
     # -- nodes ------------------------------------------------------------------------
 
+    def _decode_node(self, node, payload, want):
+        """A node's own frame: its sender must be the node the topic names."""
+        f, body = self._decode(payload, want)
+        if f.sender != node:
+            raise FR.MalformedFrame("sender %r on node %r's topic" % (f.sender, node))
+        return f, body
+
     def _on_node(self, acts, node, leaf, payload, now):
         if leaf == "status":
             if not payload:
                 return  # a cleared retained message
-            f, body = self._decode(payload, FR.STATUS)
+            f, body = self._decode_node(node, payload, FR.STATUS)
             state = body.get("state")
+            _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
                 self._node_down(acts, node, "last will")
-            elif state == "online":
-                self.last_seen[node] = now
+            else:
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
+                self.last_seen[node] = now
         elif leaf == "hb":
-            f, body = self._decode(payload, FR.HEARTBEAT)
+            f, body = self._decode_node(node, payload, FR.HEARTBEAT)
+            kinds, daemons = body.get("kinds"), body.get("daemons", [])
+            _check_body(isinstance(kinds, list) and all(isinstance(k, str) for k in kinds),
+                        "HEARTBEAT needs 'kinds': a list of names")
+            _check_body(isinstance(daemons, list) and all(
+                isinstance(d, dict) and all(_is_int(d.get(k, 0)) for k in ("origin", "epoch")) for d in daemons),
+                "HEARTBEAT 'daemons' must be a list of maps with integer origin and epoch")
             was = self.store.node(node)
-            self.last_seen[node] = now
+            # the write first: a body JSON cannot hold (bytes) raises TypeError before anything changed
             self.store.upsert_node(node, NODE_ONLINE, info=body, last_seen=time.time())
+            self.last_seen[node] = now
             if was is None or was.status != NODE_ONLINE:
                 log.info("node online node=%s board=%s heap=%s", node, body.get("board"), body.get("heap"))
             self._check_deploys(acts, node, body, now)
         elif leaf == "err":
-            f, body = self._decode(payload, FR.ERROR)
+            f, body = self._decode_node(node, payload, FR.ERROR)
+            _check_body(isinstance(body.get("code"), str), "ERROR needs 'code': a name")
             self.recent_errors.append((node, body))
             del self.recent_errors[:-100]
             log.warning("node error node=%s code=%s at=%s detail=%s", node, body.get("code"), body.get("at"),
@@ -146,7 +181,14 @@ class GatewayCore:
     # -- daemons: inputs and chain events ------------------------------------------------
 
     def _on_daemon(self, acts, origin_hex, leaf, payload, now):
+        if leaf not in ("in", "chain"):
+            return  # e.g. the retained status we publish ourselves
         origin = T.parse_origin(origin_hex)
+        if "%08x" % origin != origin_hex:
+            # int(x, 16) also takes "0x12345", " 1234567", "1_234567", upper case: a node never
+            # subscribes to those spellings, so an input logged from one would be replayed later
+            # without ever having reached the daemon.
+            raise FR.MalformedFrame("origin %r is not 8 lowercase hex digits" % origin_hex)
         if leaf == "in":
             f, body = self._decode(payload, FR.INPUT)
             if not isinstance(body.get("p"), bytes):
@@ -167,14 +209,18 @@ class GatewayCore:
         f, body = self._decode(payload, FR.CHAIN_EVENT)
         link = CausalLink.from_bytes(body["l"])
         epoch, data = body["e"], body["p"]
-        if body["o"] != origin or link.origin_hash != origin or not isinstance(data, bytes) or not isinstance(epoch, int):
-            raise FR.MalformedFrame("CHAIN_EVENT origin/epoch/payload mismatch")
+        _check_body(_is_int(body["o"]) and body["o"] == origin and link.origin_hash == origin,
+                    "CHAIN_EVENT origin differs between topic, body and link")
+        _check_body(_is_int(epoch) and 0 <= epoch <= I64_MAX, "CHAIN_EVENT 'e' must be an epoch (int >= 0)")
+        _check_body(isinstance(data, bytes), "CHAIN_EVENT 'p' must be bytes")
         d = self.store.daemon(origin)
         if d is None:
             self.counters["unknown_daemon"] += 1
             return
-        if epoch < d.epoch or (d.host_node is not None and f.sender != d.host_node and epoch <= d.epoch):
-            # fencing: a host that is not the current one at the current epoch (invariant 3)
+        if f.sender != d.host_node or epoch != d.epoch:
+            # fencing (invariant 3): only the current host at the current epoch is merged.  The
+            # gateway records every activation's epoch and host before it sends the activation,
+            # so an older epoch is a deposed host and a newer one was never issued.
             self.counters["stale_epoch"] += 1
             log.warning("stale frame rejected origin=%08x from=%s epoch=%d current=%d host=%s",
                         origin, f.sender, epoch, d.epoch, d.host_node)
@@ -204,6 +250,9 @@ class GatewayCore:
             self.counters["conflicts"] += 1
             log.error("event not stored origin=%08x seq=%d: %s", origin, link.sequence, e)
             return
+        except BaseException:
+            self.tails.pop(origin, None)  # never keep an unstored event as the head the next must follow
+            raise
         tail.prune_through(link.sequence - 1)  # keep O(1): only the head anchors the next event
         self.counters["events"] += 1
         self.dirty.add(origin)
@@ -232,25 +281,36 @@ class GatewayCore:
     # -- operator requests (netedge CLI over MQTT) ----------------------------------------
 
     def _reply(self, acts, client, rid, ok, result=None, error=None):
+        if error is not None and len(error) > 300:
+            error = error[:300] + "..."  # it may quote the request: the reply must still fit a frame
         body = {"id": rid, "ok": ok, "result": result, "error": error}
         acts.publish.append((T.gateway(self.id, "rep", client), self._frame(FR.STATUS, body), 1, False))
 
     def _on_request(self, acts, client, payload, now):
+        if not client:
+            raise FR.MalformedFrame("request topic without a client id to reply to")
         f, body = self._decode(payload, FR.CONTROL)
         op, rid = body.get("cmd"), body.get("id")
         try:
+            if not (rid is None or _is_int(rid) or (isinstance(rid, str) and len(rid) <= MAX_NAME)):
+                rid = None
+                raise BadRequest("request 'id' must be an int or a name of at most %d characters" % MAX_NAME)
             if op == "deploy":
                 self._deploy(acts, client, rid, body.get("kind"), body.get("node"), now)
             elif op == "stop":
                 self._stop(acts, client, rid, body.get("origin"))
             else:
-                raise ValueError("unknown request %r" % op)
+                raise BadRequest("unknown request %r: expected 'deploy' or 'stop'" % (op,))
+        except BadRequest as e:
+            self.counters["malformed"] += 1
+            log.warning("bad frame topic=%s error=BadRequest: %s", T.gateway(self.id, "req", client), e)
+            self._reply(acts, client, rid, False, error=str(e))
         except (NetedgeError, ValueError) as e:
             self._reply(acts, client, rid, False, error=str(e))
 
     def _deploy(self, acts, client, rid, kind, node, now):
-        if not isinstance(kind, str) or not isinstance(node, str):
-            raise ValueError("deploy needs kind and node")
+        if not (isinstance(kind, str) and 0 < len(kind) <= MAX_NAME and isinstance(node, str) and 0 < len(node) <= MAX_NAME):
+            raise BadRequest("deploy needs 'kind' and 'node': names of at most %d characters" % MAX_NAME)
         n = self.store.node(node)
         if n is None:
             raise ValueError("unknown node %r: it has never sent a heartbeat" % node)
@@ -321,9 +381,11 @@ class GatewayCore:
                             result={"origin": st["origin"], "node": node, "epoch": st["epoch"], "kind": st["kind"]})
 
     def _stop(self, acts, client, rid, origin):
-        d = self.store.daemon(origin) if isinstance(origin, int) else None
+        if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF):
+            raise BadRequest("stop needs 'origin': the daemon's origin hash as an integer (u32)")
+        d = self.store.daemon(origin)
         if d is None:
-            raise ValueError("unknown daemon %r" % origin)
+            raise ValueError("unknown daemon %08x" % origin)
         body = {"cmd": "stop", "origin": origin}
         acts.publish.append((T.node(d.host_node, "ctl"), self._frame(FR.CONTROL, body), 1, False))
         self.store.update_daemon(origin, status="stopped")

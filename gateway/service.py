@@ -120,6 +120,13 @@ class GatewayService:
         try:
             acts = self.core.on_message(msg.topic, msg.payload, time.monotonic())
             self._do(acts)
+        except Exception:
+            # The core refuses bad frames itself; anything reaching here is a gateway bug (or a
+            # topic that is not UTF-8).  paho would re-raise it out of loop() and stop the whole
+            # control plane, so log it with its traceback and keep serving (invariant 5).
+            self.core.counters["internal_errors"] += 1
+            log.exception("internal error on a message (topic %r, %d bytes): gateway bug, please report",
+                          getattr(msg, "_topic", b"?"), len(msg.payload or b""))
         finally:
             if msg.qos:
                 client.ack(msg.mid, msg.qos)  # stored (or rejected) first: only now may the broker forget it

@@ -562,20 +562,20 @@ class Store:
         _check_i64(counter, "counter")
         payload = bytes(payload)
         with self.transaction():
-            try:
-                cur = self._db.execute(
-                    "INSERT INTO inputs (origin, sender, counter, payload, received) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (origin, sender, counter) DO NOTHING",
-                    (origin, sender, counter, payload, self._clock() if received is None else received))
-            except sqlite3.IntegrityError as e:
-                if _is_fk_error(e):
-                    raise UnknownDaemon(origin) from None
-                raise
-            if cur.rowcount == 1:
-                return cur.lastrowid
+            # look first: an INSERT that conflicts would still consume an AUTOINCREMENT id
             old = self._db.execute("SELECT payload FROM inputs WHERE origin = ? AND sender = ? AND counter = ?",
-                                   (origin, sender, counter)).fetchone()[0]
-        if bytes(old) != payload:
+                                   (origin, sender, counter)).fetchone()
+            if old is None:
+                try:
+                    cur = self._db.execute(
+                        "INSERT INTO inputs (origin, sender, counter, payload, received) VALUES (?, ?, ?, ?, ?)",
+                        (origin, sender, counter, payload, self._clock() if received is None else received))
+                except sqlite3.IntegrityError as e:
+                    if _is_fk_error(e):
+                        raise UnknownDaemon(origin) from None
+                    raise
+                return cur.lastrowid
+        if bytes(old[0]) != payload:
             raise ConflictingInput(origin, sender, counter)
         return None
 

@@ -2,6 +2,7 @@
 from ...shared.errors import DecodeError
 from ...shared.proof import MAX_PROOF_VERIFY_SPAN, ContinuityProof, ProofError
 from ..config import load
+from ..store import StoreError
 from . import CliError
 from .daemon import open_store, parse_origin
 
@@ -25,14 +26,32 @@ def run(args):
     try:
         if args.origin == "verify":
             return verify(store, args.hex)
+        if args.hex is not None:
+            raise CliError("unexpected argument %r: use `netedge proof ORIGIN [--from A --to B]` "
+                           "or `netedge proof verify HEX`" % args.hex)
         return make(store, parse_origin(args.origin), args.from_seq, args.to_seq)
     finally:
         store.close()
 
 
+def _why(e):
+    """ProofErrors name themselves ("HashMismatch(seq=6, ...)"); store errors get their class name."""
+    return str(e) if isinstance(e, ProofError) else "%s: %s" % (type(e).__name__, e)
+
+
 def make(store, origin, lo, hi):
     if store.daemon(origin) is None:
         raise CliError("no daemon %08x in the gateway's store" % origin)
+    try:
+        return _make(store, origin, lo, hi)
+    except (ProofError, StoreError) as e:
+        # a proof is only worth printing if our own log backs it
+        raise CliError("refusing to print a proof for %08x: the gateway's log does not verify (%s). The log was "
+                       "damaged or altered outside the gateway; `netedge proof %08x --from A --to B` still proves "
+                       "an intact range" % (origin, _why(e), origin))
+
+
+def _make(store, origin, lo, hi):
     head = store.head(origin)
     if head is None:
         raise CliError("daemon %08x has no chain events yet" % origin)
@@ -44,7 +63,6 @@ def make(store, origin, lo, hi):
     if first is None or last is None:
         raise CliError("events %d..%d are not in the log (pruned?)" % (lo, hi))
     proof = ContinuityProof(origin, lo, hi, first.forward, last.forward)
-    # a proof is only worth printing if our own log backs it
     proof.verify_events(origin, store.events(origin, lo, hi))
     print(proof.to_bytes().hex())
     return 0
@@ -57,15 +75,15 @@ def verify(store, text):
         proof = ContinuityProof.from_bytes(bytes.fromhex(text.strip()))
     except ValueError as e:
         if isinstance(e, DecodeError):
-            raise CliError("not a proof: %s" % e)
+            raise CliError("not a proof: %s (a proof is 36 bytes: 72 hex digits)" % e)
         raise CliError("not hexadecimal: %r" % text[:20])
     if store.daemon(proof.origin_hash) is None:
         raise CliError("no daemon %08x in the gateway's store" % proof.origin_hash)
     try:
         proof.check_range(proof.origin_hash)
         proof.verify_events(proof.origin_hash, store.events(proof.origin_hash, proof.from_seq, proof.to_seq))
-    except ProofError as e:
-        print("INVALID %08x %d..%d: %s" % (proof.origin_hash, proof.from_seq, proof.to_seq, e))
+    except (ProofError, StoreError) as e:  # StoreError: a row that does not decode (CorruptRow)
+        print("INVALID %08x %d..%d: %s" % (proof.origin_hash, proof.from_seq, proof.to_seq, _why(e)))
         return 1
     print("VALID %08x %d..%d (%d links walked)" % (proof.origin_hash, proof.from_seq, proof.to_seq,
                                                     proof.to_seq - proof.from_seq + 1))
