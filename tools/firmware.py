@@ -19,6 +19,15 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("shared", "firmware", os.path.join("firmware", "daemons"))
 
+
+def _pkg_dir(name):
+    """Where a netedge package's sources are: the source tree, or site-packages for a wheel."""
+    import importlib
+    return os.path.dirname(importlib.import_module("netedge." + name).__file__)
+
+
+BOARDS = _pkg_dir("boards")
+
 MAIN_PY = """\
 # netedge node entry point (written by netedge.tools.firmware)
 import sys
@@ -38,10 +47,9 @@ class BuildError(RuntimeError):
 
 
 def board_info(board):
-    path = os.path.join(REPO, "boards", board, "board.json")
+    path = os.path.join(BOARDS, board, "board.json")
     if not os.path.exists(path):
-        known = sorted(d for d in os.listdir(os.path.join(REPO, "boards"))
-                       if os.path.exists(os.path.join(REPO, "boards", d, "board.json")))
+        known = sorted(d for d in os.listdir(BOARDS) if os.path.exists(os.path.join(BOARDS, d, "board.json")))
         raise BuildError("unknown board %r (known: %s)" % (board, ", ".join(known)))
     with open(path) as f:
         return json.load(f)
@@ -58,7 +66,7 @@ def sources():
     """(source path, path relative to lib/netedge) for every module a node needs."""
     out = [(None, "__init__.py")]
     for pkg in PACKAGES:
-        d = os.path.join(REPO, pkg)
+        d = _pkg_dir(pkg.replace(os.sep, "."))
         for name in sorted(os.listdir(d)):
             if name.endswith(".py"):
                 out.append((os.path.join(d, name), os.path.join(pkg, name)))
@@ -68,7 +76,7 @@ def sources():
 def build(board="unix", out=None, progress=None):
     """Compile into `out` (default .build/fw-<board>); returns the output folder."""
     info = board_info(board)
-    out = out or os.path.join(REPO, ".build", "fw-" + board)
+    out = out or os.path.join(".build", "fw-" + board)  # relative to where it runs: never inside an install
     if os.path.exists(out):
         shutil.rmtree(out)
     lib = os.path.join(out, "lib", "netedge")
@@ -91,9 +99,9 @@ def build(board="unix", out=None, progress=None):
     os.remove(os.path.join(out, "_pkg_init.py"))
     with open(os.path.join(out, "main.py"), "w") as f:
         f.write(MAIN_PY)
-    shutil.copy(os.path.join(REPO, "boards", board, "board.py"), os.path.join(out, "board.py"))
+    shutil.copy(os.path.join(BOARDS, board, "board.py"), os.path.join(out, "board.py"))
     if info.get("network") == "wifi":
-        shutil.copy(os.path.join(REPO, "boards", "wifi.py"), os.path.join(out, "wifi.py"))
+        shutil.copy(os.path.join(BOARDS, "wifi.py"), os.path.join(out, "wifi.py"))
     return out
 
 

@@ -1,0 +1,1 @@
+"""Per-board descriptions (board.json) and network adapters (board.py), shipped as package data."""
