@@ -34,9 +34,9 @@ def generate():
     payload = cbor2.dumps(["sensor-7", 7, R.h8(b"42"), 0, [b"42"]], canonical=True)
     cases.append({"name": "counter-event", "kind": "event_payload", "sender": "sensor-7", "counter": 7,
                   "input": b"42".hex(), "status": 0, "outputs": [b"42".hex()], "hex": payload.hex()})
-    err = cbor2.dumps(["sensor-7", 8, R.h8(b"x"), 1, [b"ValueError: invalid syntax for integer"]], canonical=True)
+    err = cbor2.dumps(["sensor-7", 8, R.h8(b"x"), 1, [b"ValueError"]], canonical=True)
     cases.append({"name": "error-event", "kind": "event_payload", "sender": "sensor-7", "counter": 8,
-                  "input": b"x".hex(), "status": 1, "outputs": [b"ValueError: invalid syntax for integer".hex()],
+                  "input": b"x".hex(), "status": 1, "outputs": [b"ValueError".hex()],
                   "hex": err.hex()})
     origin = 0x12345678
     link = R.link(origin, 0, 1, R.h8(R.link(origin, 0, 0, 0)))
