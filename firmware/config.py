@@ -75,6 +75,9 @@ def parse(d):
     self.raw = d  # board adapters read their own fields (e.g. wifi)
     self.board = d.get("board", "unix")
     _want(isinstance(self.board, str), "board", "expected a board name")
+    self.queue_max = d.get("queue_max", 32)
+    _want(isinstance(self.queue_max, int) and 1 <= self.queue_max <= 64, "queue_max",
+          "inputs held unprocessed at most, 1..64 (more than the broker's in-flight cap avoids resyncs)")
     self.heartbeat_ms = d.get("heartbeat_ms", 500)
     _want(isinstance(self.heartbeat_ms, int) and 50 <= self.heartbeat_ms <= 60000, "heartbeat_ms",
           "milliseconds, 50..60000")

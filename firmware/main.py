@@ -30,7 +30,6 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-MAX_QUEUE = const(32)          # inputs received, not yet processed (each acked once processed): > broker in-flight cap
 MAX_QUEUE_BYTES = const(8192)
 
 
@@ -73,6 +72,7 @@ class NodeDriver:
         self.t0 = ticks_ms()
         self.overflow = 0
         self.resync = False
+        self.dropped_gen = 0   # connections up to this one are being dropped for a resync
         self.pending = []     # frames of a persisted input that a MemoryError kept from leaving
         self.dirty = False    # a MemoryError left hosts ahead of their records: reload first
         self.client = MQTTClient(
@@ -100,7 +100,9 @@ class NodeDriver:
                 # a new connection: what is still queued from the old one is being redelivered
                 self.queue = q = [it for it in q if it[2] is None or it[2][0] == token[0]]
                 self.queue_bytes = sum(len(it[1]) for it in q)
-            if not (self.resync or len(q) >= MAX_QUEUE or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES):
+            if token is not None and token[0] <= self.dropped_gen:
+                return  # from a connection being abandoned for a resync: it comes again, in order
+            if not (self.resync or len(q) >= self.cfg.queue_max or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES):
                 q.append((topic, payload, token))
                 self.queue_bytes += len(payload)
                 self.wake.set()
@@ -162,7 +164,10 @@ class NodeDriver:
                     continue
             if not self.queue:
                 if self.resync:  # drained after an overflow: fetch what was not acked
+                    # (refuse the rest of this connection's deliveries until it is gone: taking
+                    # later inputs before the refused ones come back would reorder them)
                     self.resync = False
+                    self.dropped_gen = self.client.stats["connects"]
                     self.client.drop()
                 self.wake.clear()
                 await self.wake.wait()

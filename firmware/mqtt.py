@@ -163,6 +163,7 @@ class MQTTClient:
         self.filters = {}
         self.waiting = {}
         self.id = 0
+        self.redial = False
         self.ticks = [0, 0]
         self.stream = self.read = self.task = None
         self.lock = asyncio.Lock()
@@ -302,9 +303,11 @@ class MQTTClient:
         return await self.subscribe(filters, None)
 
     def drop(self):
-        # ask for a fresh connection (the supervisor closes this one within keepalive/4 and
-        # reconnects; the broker then redelivers every unacked QoS 1 message)
+        # ask for a fresh connection at once (the reader notices within 0.25 s, closes this
+        # one and reconnects without backoff; the broker then redelivers every unacked QoS 1
+        # message, in order)
         self.connected = False
+        self.redial = True
 
     async def ack(self, token):
         # manual_ack: PUBACK the message `token` came with (None: QoS 0, nothing to do)
@@ -379,7 +382,7 @@ class MQTTClient:
                             st["pings"] += 1
                             await self.send(bytes((0xC0, 0)))
                     try:
-                        b0 = (await asyncio.wait_for(x(1), self.keepalive / 4 or None))[0]
+                        b0 = (await asyncio.wait_for(x(1), min(self.keepalive / 4, 0.25) or 0.25))[0]
                     except asyncio.TimeoutError:
                         continue
                     n = k = 0
@@ -455,7 +458,10 @@ class MQTTClient:
                 await self.close()
                 st["disconnects"] += 1
                 asyncio.create_task(self.cb(self.on_disconnect, e))
-                if ticks_diff(ticks_ms(), up) > U:
+                if ticks_diff(ticks_ms(), up) > U or self.redial:
                     d = self.backoff_min
+            if self.redial:  # a drop we asked for: reconnect now
+                self.redial = False
+                continue
             await asyncio.sleep((d // 2 + (d * getrandbits(8) >> 9)) / 1000)
             d = min(d * 2, self.backoff_max)

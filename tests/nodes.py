@@ -206,3 +206,14 @@ class Observer:
 def event_outputs(payload):
     """Decode a chain event payload: [sender, counter, input digest, status, outputs]."""
     return cbor.loads(payload)
+
+
+def assert_in_order(events):
+    """Inputs were processed in the order the broker accepted them: per sender, the input
+    counters recorded in the chain strictly increase (publishers here send one at a time)."""
+    last = {}
+    for ev in events:
+        sender, counter = event_outputs(ev.payload)[:2]
+        assert counter > last.get(sender, -1), "input %s/%d processed after %s/%d" % (
+            sender, counter, sender, last[sender])
+        last[sender] = counter

@@ -13,7 +13,7 @@ from netedge.shared.proof import ContinuityProof
 
 from gateways import GatewayProc, cli, write_config
 from mosquitto import Mosquitto
-from nodes import NodeProc, Observer
+from nodes import NodeProc, Observer, assert_in_order
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,7 @@ def run_scenario(tmp_path, firmware, broker, embedded):
             for origin, total in ((a, sum(range(1, 151))), (b, 2 * sum(range(1, 151)))):
                 evs = list(st.events(origin))
                 assert [e.sequence for e in evs] == list(range(1, 151))
+                assert_in_order(evs)
                 status = S.assess_continuity(evs, origin)
                 assert status.kind == S.CONTINUOUS and status.head_seq == 150
                 assert stored_total(st, origin) == total

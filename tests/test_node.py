@@ -12,7 +12,7 @@ from netedge.shared.proof import ContinuityProof
 from netedge.shared import status as S
 
 from mosquitto import Mosquitto
-from nodes import NodeProc, Observer, daemon_origin, event_outputs
+from nodes import NodeProc, Observer, assert_in_order, daemon_origin, event_outputs
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,7 @@ def total_of(log):
 
 def assert_continuous(log, n):
     assert log.head_seq() == n and len(log) == n
+    assert_in_order(log.events)
     st = S.assess_log(log)
     assert st.kind == S.CONTINUOUS and st.head_seq == n, st
     proof = ContinuityProof.from_log(log)
@@ -194,3 +195,21 @@ def test_broker_restart_mid_stream_loses_no_input(nodes, observer, broker):
     log = observer.log_of(o)
     assert_continuous(log, 100)
     assert total_of(log) == sum(range(1, 101))
+
+
+def test_tiny_queue_forces_resyncs_without_loss_reorder_or_duplicate(nodes, observer):
+    """queue_max=4: the node overflows constantly and must resync (reconnect, redelivery) each
+    time; every input is still processed exactly once and in the order the broker took it."""
+    o = daemon_origin("q1")
+    nodes("n1", ["q1"], extra={"queue_max": 4})
+    observer.wait(lambda: "n1" in observer.heartbeats, 15, "heartbeat")
+    _stream(observer, o, range(1, 151))
+    observer.wait_seq(o, 150, timeout=60)
+    time.sleep(0.3)
+    log = observer.log_of(o)
+    assert_continuous(log, 150)
+    assert total_of(log) == sum(range(1, 151))
+    observer.heartbeats.pop("n1", None)
+    observer.wait(lambda: "n1" in observer.heartbeats, 5, "heartbeat")
+    hb = observer.heartbeats["n1"]
+    print("resyncs:", hb["errors"]["overflow"], "connects:", hb["mqtt"].get("connects"))
