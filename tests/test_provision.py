@@ -23,7 +23,7 @@ from netedge.tools import provision as P
 
 from conftest import micropython_cmd
 
-BOOT_HEAP = os.environ.get("NETEDGE_BOOT_HEAP", "256K")  # TODO: 96K once the firmware fits
+BOOT_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
 
 needs_socat = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
 
