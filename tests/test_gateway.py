@@ -34,6 +34,15 @@ def stored_total(store, origin):
     return int(event_outputs(store.head(origin).payload)[4][0])
 
 
+def late_status(observer, origin):
+    """The retained STATUS body on ne/v1/d/<origin>/status, as a late subscriber sees it."""
+    with observer.lock:
+        for topic, f in reversed(observer.frames):
+            if topic == T.daemon(origin, "status") and not isinstance(f, Exception):
+                return f.body()
+    return None
+
+
 def run_scenario(tmp_path, firmware, broker, embedded):
     n1 = NodeProc(firmware, tmp_path / "boards", "n1", broker)
     n2 = NodeProc(firmware, tmp_path / "boards", "n2", broker)
@@ -121,6 +130,21 @@ def test_gateway_smoke_embedded_broker(tmp_path, firmware):
                 for i in range(1, 31):
                     obs.send_input(a, b"%d" % i)
                 gw.wait_for(lambda st: st.event_count(a) == 30, 20, "events logged")
+                # the retained status topic tells any MQTT tool where the daemon stands
+                late = Observer(Addr, "late-reader")
+                try:
+                    late.wait(lambda: (late_status(late, a) or {}).get("continuity", {}).get("head_seq") == 30, 10,
+                              "retained daemon status")
+                    st_body = late_status(late, a)
+                    assert st_body["continuity"]["kind"] == "Continuous" and st_body["host"] == "n1"
+                finally:
+                    late.close()
+                # netedge daemon stop: the node lets go of it and the gateway records it
+                assert "stopped %08x on n1" % a in cli(cfg, "daemon", "stop", "%08x" % a).stdout
+                obs.heartbeats.pop("n1", None)
+                obs.wait(lambda: obs.heartbeats.get("n1", {}).get("daemons", [None]) == [], 10, "daemon gone from n1")
+                gw.wait_for(lambda st: st.daemon(a).status == "stopped", 10, "stopped in the store")
+                assert "%08x" % a in cli(cfg, "daemon", "list").stdout
             finally:
                 obs.close()
             st = gw.store()

@@ -678,3 +678,26 @@ def test_gateway_process_survives_garbage(tmp_path, mosquitto):
         c.loop_stop()
         c.disconnect()
         gw.terminate()
+
+
+def test_heartbeat_deadline_marks_a_silent_node_suspect(tmp_path):
+    """Brokers notice a frozen node late or never: the gateway's own deadline does (sans-I/O)."""
+    from netedge.gateway.core import GatewayCore
+    from netedge.gateway.keystore import Keystore
+    from netedge.gateway.store import Store
+    store = Store(str(tmp_path / "db.sqlite"))
+    core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500)
+    hb = FR.encode(FR.HEARTBEAT, "n9", 1, {"board": "unix", "kinds": ["counter"], "daemons": []})
+    core.on_message(T.node("n9", "hb"), hb, 100.0)
+    assert store.node("n9").status == "online"
+    core.tick(100.4)
+    assert store.node("n9").status == "online"
+    core.tick(100.6)
+    assert store.node("n9").status == "suspect"
+    core.on_message(T.node("n9", "hb"), FR.encode(FR.HEARTBEAT, "n9", 2, {"board": "unix", "kinds": ["counter"],
+                                                                         "daemons": []}), 101.0)
+    assert store.node("n9").status == "online"
+    off = FR.encode(FR.STATUS, "n9", 0, {"state": "offline", "board": "unix"})
+    core.on_message(T.node("n9", "status"), off, 101.1)
+    assert store.node("n9").status == "offline"
+    store.close()
