@@ -156,3 +156,21 @@ def test_gateway_smoke_embedded_broker(tmp_path, firmware):
             n1.kill()
     finally:
         gw.kill()
+
+
+def test_gateway_stops_cleanly_on_sigterm(tmp_path):
+    from netedge.gateway.broker import free_port
+
+    class Addr:
+        host, port = "127.0.0.1", free_port()
+    cfg = write_config(tmp_path / "netedge.toml", Addr, [], embedded=True)
+    gw = GatewayProc(cfg).start()
+    try:
+        gw.wait_for(lambda st: True, 15, "store created")
+        time.sleep(0.5)
+        gw.proc.send_signal(15)
+        assert gw.proc.wait(15) == 0
+        out = gw.output()
+        assert "gateway stopped" in out and "Traceback" not in out
+    finally:
+        gw.kill()
