@@ -14,3 +14,12 @@ def unhex(s):
 def eq(what, got, want):
     if got != want:
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+def outcome(fn, *args):
+    """'ok', or the class name of what fn(*args) raised: error vectors name the class."""
+    try:
+        fn(*args)
+    except Exception as e:
+        return type(e).__name__
+    return "ok"

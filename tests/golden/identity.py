@@ -1,14 +1,6 @@
 """origin_hash and replica_seed (DESIGN §4)."""
 from netedge.shared import identity as I
-from golden import unhex, eq
-
-
-def _err(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:
-        return type(e).__name__
-    return "ok"
+from golden import unhex, eq, outcome as _err
 
 
 def check(case):
