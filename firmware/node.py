@@ -28,8 +28,8 @@ NODE_RECORD = "node"
 
 
 class Ready:
-    """What the driver must do, in this order: persist (name, record), then publish
-    (topic, bytes, qos, retain)."""
+    """What the driver must do, in this order: persist (name, record; None deletes it), then
+    publish (topic, bytes, qos, retain)."""
 
     def __init__(self):
         self.persist = []
@@ -223,7 +223,7 @@ class NodeCore:
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")
             if self.hosts.pop(origin, None) is not None:
-                self.store.delete("d%08x" % origin)
+                ready.persist.append(("d%08x" % origin, None))  # the driver deletes it
                 if body.get("wipe") is True:
                     self.registry.wipe(origin)
                 gc.collect()

@@ -71,6 +71,9 @@ class RecordStore:
             pass  # exists
 
     def save(self, name, obj):
+        """Write a record atomically; obj None deletes it (a core's Ready may ask for either)."""
+        if obj is None:
+            return self.delete(name)
         path = "%s/%s.rec" % (self.root, name)
         body = cbor.dumps(obj, True)
         if len(body) > MAX_RECORD:
