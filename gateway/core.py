@@ -16,6 +16,7 @@ from ..shared.link import CausalLink
 from ..shared.log import ChainEvent, Duplicate
 from ..shared import status as S
 from .store import ConflictingEvent, ConflictingInput, StoreError
+from .records import RecordIssuer
 
 log = logging.getLogger("netedge.gateway")
 
@@ -65,7 +66,8 @@ class GatewayCore:
         self.dirty = set()        # origins whose retained status must be republished
         self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
                          "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0,
-                         "internal_errors": 0}  # (the driver counts the last one: see service.py)
+                         "records": 0, "internal_errors": 0}  # (the driver counts the last one: see service.py)
+        self.records = RecordIssuer(store, keystore)  # signed discontinuity records (gateway/records.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
         for n in store.nodes():
@@ -153,6 +155,8 @@ class GatewayCore:
             del self.recent_errors[:-100]
             log.warning("node error node=%s code=%s at=%s detail=%s", node, body.get("code"), body.get("at"),
                         body.get("detail"))
+            if body["code"] == "corruption":
+                self._on_corruption(acts, node, body.get("at"))
 
     def _node_down(self, acts, node, why):
         self.last_seen.pop(node, None)
@@ -203,9 +207,9 @@ class GatewayCore:
                 self.counters["conflicts"] += 1
                 log.warning("conflicting input origin=%08x sender=%s counter=%d", origin, f.sender, f.counter)
         elif leaf == "chain":
-            self._on_chain(origin, payload)
+            self._on_chain(acts, origin, payload)
 
-    def _on_chain(self, origin, payload):
+    def _on_chain(self, acts, origin, payload):
         f, body = self._decode(payload, FR.CHAIN_EVENT)
         link = CausalLink.from_bytes(body["l"])
         epoch, data = body["e"], body["p"]
@@ -238,10 +242,12 @@ class GatewayCore:
                 return
             self.counters["conflicts"] += 1
             log.error("conflicting event origin=%08x seq=%d from=%s", origin, link.sequence, f.sender)
+            self._publish_record(acts, origin, self.records.conflict(origin, stored, ev))
             return
         except ChainError as e:
             self.counters["chain_errors"] += 1
             log.error("chain break origin=%08x seq=%d from=%s: %s", origin, link.sequence, f.sender, e)
+            self._publish_record(acts, origin, self.records.chain_break(origin, ev, e))
             return
         try:
             self.store.append_event(ev, epoch)
@@ -249,12 +255,48 @@ class GatewayCore:
             self.tails.pop(origin, None)  # resync from the store next time
             self.counters["conflicts"] += 1
             log.error("event not stored origin=%08x seq=%d: %s", origin, link.sequence, e)
+            if isinstance(e, ConflictingEvent):
+                self._publish_record(acts, origin, self.records.conflict(origin, self.store.event(origin, link.sequence), ev))
             return
         except BaseException:
             self.tails.pop(origin, None)  # never keep an unstored event as the head the next must follow
             raise
         tail.prune_through(link.sequence - 1)  # keep O(1): only the head anchors the next event
         self.counters["events"] += 1
+        self.dirty.add(origin)
+
+    # -- honest discontinuity (issue 6): signed records ----------------------------------------
+
+    def _on_corruption(self, acts, node, at):
+        """A node's ERROR `corruption` naming a daemon record `d<origin>`: a Corruption record,
+        when that node is the daemon's host (a former host's leftover file breaks nothing)."""
+        if not (isinstance(at, str) and len(at) == 9 and at[0] == "d"):
+            return  # e.g. the node's own record: no daemon chain involved
+        try:
+            origin = T.parse_origin(at[1:])
+        except ValueError:
+            return
+        if "%08x" % origin != at[1:]:
+            return
+        d = self.store.daemon(origin)
+        if d is None:
+            self.counters["unknown_daemon"] += 1
+            return
+        if d.host_node != node:
+            log.warning("corruption of %s reported by %s, which does not host it (host %s): no record",
+                        at, node, d.host_node)
+            return
+        self._publish_record(acts, origin, self.records.corruption(origin))
+
+    def _publish_record(self, acts, origin, issued):
+        """Broadcast a record just issued: retained on the daemon's continuity topic, and the
+        daemon's status (now `discontinued`) republished at the next tick."""
+        if issued is None:
+            return  # already recorded: a redelivery, a repeat, or the rest of a recorded branch
+        self.counters["records"] += 1
+        log.error("discontinuity record %d issued: %r", issued.id, issued.record)
+        acts.publish.append((T.daemon(origin, "continuity"),
+                             self._frame(FR.DISCONTINUITY, {"r": issued.envelope}), 1, True))
         self.dirty.add(origin)
 
     def continuity(self, origin):

@@ -356,13 +356,30 @@ def test_unknown_daemon_writes_nothing(rig):
     rig.rejected(T.daemon(OTHER_ORIGIN, "in"), rig.frame(FR.INPUT, {"p": b"1"}, "client"), counter="unknown_daemon")
 
 
+def refused_with_record(rig, topic, payload, counter):
+    """A refused chain event that is evidence of a discontinuity: counted, not stored; the only
+    writes are the signed record (issue 6, tests/test_records.py), its dedup key and the daemon's
+    status.  Returns how many records it issued (0 for a repeat of a recorded fault)."""
+    events = list(rig.store.query("SELECT * FROM chain_events ORDER BY origin, seq"))
+    n = len(rig.store.records())
+    before = dict(rig.core.counters)
+    acts = rig.send(topic, payload)
+    issued = len(rig.store.records()) - n
+    want = dict(before, **{counter: before[counter] + 1, "records": before["records"] + issued})
+    assert rig.core.counters == want
+    assert list(rig.store.query("SELECT * FROM chain_events ORDER BY origin, seq")) == events
+    assert [t for t, *_ in acts.publish] == ["ne/v1/d/%08x/continuity" % rig.origin] * issued
+    rig.check_tails()
+    return issued
+
+
 def test_chain_break_is_counted_not_stored(rig):
     o, chain = rig.origin, T.daemon(rig.origin, "chain")
     ev = rig.next_event(b"next")
     gap = ChainEvent(CausalLink(o, 0, ev.link.sequence + 1, ev.link.parent_hash), b"gap")
     bad_parent = ChainEvent(CausalLink(o, 0, ev.link.sequence, ev.link.parent_hash ^ 1), b"next")
-    for bad in (gap, bad_parent):
-        rig.rejected(chain, rig.chain_frame(bad), counter="chain_errors")
+    # one ChainBreak record per break point: the second bad link fails against the same head
+    assert [refused_with_record(rig, chain, rig.chain_frame(bad), "chain_errors") for bad in (gap, bad_parent)] == [1, 0]
     assert rig.store.event_count(o) == 3
     rig.accept(chain, rig.chain_frame(ev))
     rig.commit(ev)
@@ -374,16 +391,16 @@ def test_duplicate_is_idempotent_and_conflict_refused(rig):
     for ev in rig.events:  # QoS 1 redeliveries of stored events (the head included)
         rig.rejected(chain, rig.chain_frame(ev), counter="duplicates")
     assert rig.core.counters["duplicates"] == 3
-    for ev in rig.events:  # a different event at an existing seq: a second history
+    for ev in rig.events:  # a different event at an existing seq: a second history (one record each)
         other = ChainEvent(ev.link, ev.payload + b"!")
-        rig.rejected(chain, rig.chain_frame(other), counter="conflicts")
+        assert refused_with_record(rig, chain, rig.chain_frame(other), "conflicts") == 1
         horizon = ChainEvent(CausalLink(o, 7, ev.link.sequence, ev.link.parent_hash), ev.payload)
-        rig.rejected(chain, rig.chain_frame(horizon), counter="conflicts")
+        assert refused_with_record(rig, chain, rig.chain_frame(horizon), "conflicts") == 1
     assert [e == s for e, s in zip(rig.events, rig.store.events(o, 1))] == [True] * 3
     # the same after a gateway restart (the tail is rebuilt from the store)
     rig.core = GatewayCore(rig.store, rig.keystore, "gw1")
     rig.rejected(chain, rig.chain_frame(rig.events[-1]), counter="duplicates")
-    rig.rejected(chain, rig.chain_frame(ChainEvent(rig.events[-1].link, b"?")), counter="conflicts")
+    assert refused_with_record(rig, chain, rig.chain_frame(ChainEvent(rig.events[-1].link, b"?")), "conflicts") == 1
     ev = rig.next_event(b"after restart")
     rig.accept(chain, rig.chain_frame(ev))
     assert rig.store.event_count(o) == 4
