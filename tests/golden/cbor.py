@@ -45,7 +45,16 @@ def same(a, b):
     if type(a) in (list, tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if type(a) is dict:
-        return len(a) == len(b) and all(k in b and same(a[k], b[k]) for k in a)
+        if len(a) != len(b):
+            return False
+        nan_keys = [k for k in b if k != k]  # a NaN key is never `in` a dict: pair them up
+        for k in a:
+            if k != k:
+                if not nan_keys or not same(a[k], b[nan_keys.pop()]):
+                    return False
+            elif k not in b or not same(a[k], b[k]):
+                return False
+        return True
     return a == b
 
 
