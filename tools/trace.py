@@ -112,6 +112,16 @@ def discontinuity_fields(data):
             "reason": reason, "detected_at": d.detected_at}
 
 
+def signed_fields(data):
+    """A signed record (§15): its body's fields plus who signed it (the signature is checked
+    by `netedge record verify`, not here)."""
+    from ..shared.records import decode_signed
+    kind, body, signer, _sig, _msg = decode_signed(data)
+    out = (discontinuity_fields if kind == 1 else fork_fields)(body.to_bytes())
+    out["signer"] = signer.hex()[:16]
+    return out
+
+
 RECORDS = {FR.PROOF: (PROOF_SIZE, proof_fields), FR.FORK_RECORD: (FORK_RECORD_SIZE, fork_fields),
            FR.DISCONTINUITY: (DISCONTINUITY_SIZE, discontinuity_fields)}
 RECORD_KEYS = {"proof": FR.PROOF, "fork": FR.FORK_RECORD, "fork_record": FR.FORK_RECORD,
@@ -153,6 +163,8 @@ def _expand(v, key, ftype, problems):
             how = RECORDS[ftype][1]
         elif key in RECORD_KEYS and ftype in RECORDS:
             how = RECORDS[RECORD_KEYS[key]][1]
+        elif key == "r" and ftype in (FR.DISCONTINUITY, FR.FORK_RECORD):
+            how = signed_fields
         if how is not None:
             try:
                 return how(v)
