@@ -199,11 +199,13 @@ class NodeDriver:
                     for name, rec in ready.persist:
                         self.store.save(name, rec)  # flash first ...
                     ready.persist = ()              # (on flash: never processed again)
+                # subscriptions before the replies: a migration target's `restored` promises the
+                # broker already routes the daemon's inbox to it (PROTOCOL §16)
+                await self._sync_subscriptions()
                 pub = ready.publish
                 while pub:
                     await self._publish(pub[0])     # ... then the network
                     pub.pop(0)
-                await self._sync_subscriptions()
                 return True
             except MemoryError:
                 gc.collect()

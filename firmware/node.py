@@ -27,6 +27,18 @@ MAX_HOSTED = const(16)
 NODE_RECORD = "node"
 
 
+def _parse(payload):
+    """An INPUT frame -> [sender, counter, payload bytes]; FrameError otherwise."""
+    f = FR.decode(payload)
+    if f.type != FR.INPUT:
+        raise FR.MalformedFrame("expected INPUT on an inbox, got %s" % f.type_name())
+    body = f.body()
+    data = body.get("p") if isinstance(body, dict) else None
+    if not isinstance(data, bytes):
+        raise FR.MalformedFrame("INPUT body needs 'p': bytes")
+    return [f.sender, f.counter, data]
+
+
 class Ready:
     """What the driver must do, in this order: persist (name, record; None deletes it), then
     publish (topic, bytes, qos, retain)."""
@@ -43,6 +55,7 @@ class NodeCore:
         self.registry = registry
         self.store = store
         self.hosts = {}        # origin -> DaemonHost
+        self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "r"eleased, frames, bytes]
         self.corrupt = {}      # record name -> reason (reported in every heartbeat)
         self.counter = 0
         self.counter_reserved = 0
@@ -173,24 +186,14 @@ class NodeCore:
                 except ValueError:
                     origin = None
                 host = self.hosts.get(origin)
-                if host is None:
+                mg = self.mig.get(origin)
+                if mg is not None:
+                    from .migrate import on_input  # (loaded by the first migration only)
+                    on_input(self, ready, origin, host, mg, payload)
+                elif host is None:
                     err["unknown_topic"] += 1  # (or a late message for a daemon that left)
-                    return ready
-                f = FR.decode(payload)
-                if f.type != FR.INPUT:
-                    raise FR.MalformedFrame("expected INPUT on an inbox, got %s" % f.type_name())
-                body = f.body()
-                data = body.get("p") if isinstance(body, dict) else None
-                if not isinstance(data, bytes):
-                    raise FR.MalformedFrame("INPUT body needs 'p': bytes")
-                del body
-                verdict = host.deliver(f.sender, f.counter, data)
-                if verdict == NEW:
+                elif self._feed(ready, host, _parse(payload), topic):
                     ready.persist.append(("d%08x" % origin, host.record()))
-                    ready.publish.append(self.chain_frame(ready, host, host.last))
-                elif verdict != DUPLICATE:
-                    err["refused"] += 1
-                    self.error(ready, "input_refused", topic, "verdict %d for %s/%d" % (verdict, f.sender, f.counter))
             elif topic == T.node(self.node_id, "ctl"):
                 self._on_control(ready, payload)
             else:
@@ -202,6 +205,17 @@ class NodeCore:
             err["failed"] += 1
             self.error(ready, F.NAMES.get(e.code, "failed"), topic, e.detail)
         return ready
+
+    def _feed(self, ready, host, inp, where):
+        """Deliver one [sender, counter, payload]; 1 when it made a chain event (to publish)."""
+        verdict = host.deliver(inp[0], inp[1], inp[2])
+        if verdict == NEW:
+            ready.publish.append(self.chain_frame(ready, host, host.last))
+            return 1
+        if verdict != DUPLICATE:
+            self.errors["refused"] += 1
+            self.error(ready, "input_refused", where, "verdict %d for %s/%d" % (verdict, inp[0], inp[1]))
+        return 0
 
     # -- control (gateway -> node) --
 
@@ -219,9 +233,13 @@ class NodeCore:
             if not (isinstance(origin, int) and isinstance(kind, str) and isinstance(epoch, int) and epoch > 0):
                 raise FR.MalformedFrame("activate needs origin:int, kind:text, epoch:int>0")
             self._activate(ready, kind, origin, epoch)
+        elif cmd in ("freeze", "restore", "release", "replay", "go", "resume"):
+            from .migrate import command  # (loaded by the first migration only)
+            command(self, ready, cmd, origin, body)
         elif cmd == "stop":
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")
+            self.mig.pop(origin, None)
             if self.hosts.pop(origin, None) is not None:
                 ready.persist.append(("d%08x" % origin, None))  # the driver deletes it
                 if body.get("wipe") is True:
@@ -241,6 +259,7 @@ class NodeCore:
                 self.key_loader()
             daemon = self.registry.create(kind, origin)  # typed failure: factory / identity missing
             host = self.hosts[origin] = DaemonHost(kind, origin, daemon, epoch)
+            self.mig.pop(origin, None)
         elif epoch > host.epoch:
             host.epoch = epoch  # re-activation at a newer epoch fences older frames
         else:

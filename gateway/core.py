@@ -17,6 +17,7 @@ from ..shared.log import ChainEvent, Duplicate
 from ..shared import status as S
 from .store import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
+from .migration import MigrationOrchestrator, status_of as migration_status
 
 log = logging.getLogger("netedge.gateway")
 
@@ -70,6 +71,7 @@ class GatewayCore:
         self.records = RecordIssuer(store, keystore)  # signed discontinuity records (gateway/records.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
+        self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -157,6 +159,9 @@ class GatewayCore:
                         body.get("detail"))
             if body["code"] == "corruption":
                 self._on_corruption(acts, node, body.get("at"))
+        elif leaf == "mig":
+            f, body = self._decode_node(node, payload, FR.MIGRATION)
+            self.migrations.on_reply(acts, node, body)
 
     def _node_down(self, acts, node, why):
         self.last_seen.pop(node, None)
@@ -177,6 +182,7 @@ class GatewayCore:
                     self.store.upsert_node(node, NODE_SUSPECT)
                     log.warning("node suspect node=%s silent_for=%.0fms", node, (now - seen) * 1000)
         self._retry_deploys(acts, now)
+        self.migrations.tick(acts)
         for origin in sorted(self.dirty):
             acts.publish.append(self._daemon_status(origin))
         self.dirty.clear()
@@ -318,6 +324,12 @@ class GatewayCore:
         self.store.update_daemon(origin, continuity=cont.to_obj())
         body = {"origin": origin, "kind": d.kind, "host": d.host_node, "epoch": d.epoch, "status": d.status,
                 "continuity": cont.to_obj()}
+        phase, last = migration_status(self.store, origin)
+        if phase is not None:
+            body["migrating"] = phase
+        if last is not None:
+            body["migrated"] = {"migration_seq": last["migration_seq"], "source": last["source_node"],
+                                "target": last["target_node"]}
         return T.daemon(origin, "status"), self._frame(FR.STATUS, body), 1, True
 
     # -- operator requests (netedge CLI over MQTT) ----------------------------------------
@@ -341,8 +353,14 @@ class GatewayCore:
                 self._deploy(acts, client, rid, body.get("kind"), body.get("node"), now)
             elif op == "stop":
                 self._stop(acts, client, rid, body.get("origin"))
+            elif op == "migrate":
+                origin, to = body.get("origin"), body.get("to")
+                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
+                    raise BadRequest("migrate needs 'origin' (u32) and 'to': a node name of at most %d characters"
+                                     % MAX_NAME)
+                self.migrations.start(acts, client, rid, origin, to, now)
             else:
-                raise BadRequest("unknown request %r: expected 'deploy' or 'stop'" % (op,))
+                raise BadRequest("unknown request %r: expected 'deploy', 'stop' or 'migrate'" % (op,))
         except BadRequest as e:
             self.counters["malformed"] += 1
             log.warning("bad frame topic=%s error=BadRequest: %s", T.gateway(self.id, "req", client), e)
@@ -380,6 +398,9 @@ class GatewayCore:
     def keys_pushed(self, key, error, now):
         """The driver finished a push_keys action."""
         acts = Actions()
+        if key.startswith("migrate:"):
+            self.migrations.keys_pushed(acts, key, error)
+            return acts
         st = self.store.get_state(key)
         if st is None:
             return acts

@@ -1,6 +1,6 @@
 """MQTT topic names (docs/PROTOCOL.md "Topics").  One place, so trace filters and ACLs agree.
 
-    ne/v1/node/<node>/{status,hb,ctl,err}   status retained (the last will says offline)
+    ne/v1/node/<node>/{status,hb,ctl,err,mig}   status retained (the last will says offline)
     ne/v1/d/<origin>/{in,chain,status,continuity}   origin = 8 lowercase hex digits;
                                             status and continuity (signed records) retained
     ne/v1/gw/<gw>/{status,req/<client>,rep/<client>}

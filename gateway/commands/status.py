@@ -4,6 +4,7 @@ import time
 
 from ..config import load
 from .daemon import open_store
+from ..migration import status_of as migration_status
 
 
 def register(sub):
@@ -26,10 +27,14 @@ def snapshot(store):
     daemons = []
     for d in store.daemons():
         head = store.head(d.origin)
+        phase, last = migration_status(store, d.origin)
         daemons.append({"origin": "%08x" % d.origin, "kind": d.kind, "host": d.host_node, "epoch": d.epoch,
                         "status": d.status, "head_seq": head.sequence if head else 0,
                         "continuity": d.continuity or {"kind": "Continuous", "genesis_hash": 0, "head_seq": 0,
-                                                       "head_hash": 0}})
+                                                       "head_hash": 0},
+                        "migrating": phase,
+                        "last_migration": None if last is None else {
+                            k: last[k] for k in ("kind", "migration_seq", "source_node", "target_node")}})
     return {"nodes": nodes, "daemons": daemons}
 
 
@@ -54,6 +59,12 @@ def run(args):
         detail = ", ".join("%s=%s" % (k, v) for k, v in sorted(c.items()) if k != "kind")
         print("  %s %-10s host=%-8s epoch=%-3d %-12s head=%-6d %s{%s}" % (
             d["origin"], d["kind"], d["host"], d["epoch"], d["status"], d["head_seq"], c["kind"], detail))
+        if d["migrating"]:
+            print("    migrating: phase %s" % d["migrating"])
+        m = d["last_migration"]
+        if m:
+            print("    last migration: Migrated{migration_seq=%d, source_node=%s, target_node=%s}" % (
+                m["migration_seq"], m["source_node"], m["target_node"]))
     if not snap["daemons"]:
         print("  (none)")
     return 0

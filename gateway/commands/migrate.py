@@ -1,0 +1,31 @@
+"""netedge migrate ORIGIN --to NODE — live migration (docs/PROTOCOL.md §16)."""
+from ..config import load
+from .daemon import parse_origin
+
+
+def register(sub):
+    p = sub.add_parser("migrate", help="move a running daemon to another node, without losing an input",
+                       description="Live-migrate a daemon: its host snapshots and buffers it, the target restores "
+                                   "it, the epoch moves on and the buffered inputs are replayed there. One "
+                                   "contiguous chain. Any failure before the cutover leaves it on its source.",
+                       epilog="example: netedge migrate 1a2b3c4d --to n2 --config netedge.toml")
+    p.add_argument("origin", help="8 hex digits, as `netedge daemon list` shows")
+    p.add_argument("--to", required=True, help="target node id")
+    p.add_argument("--config")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..remote import GatewayClient
+    origin = parse_origin(args.origin)
+    gc = GatewayClient(load(args.config))
+    try:
+        r = gc.request("migrate", origin=origin, to=args.to)
+    finally:
+        gc.close()
+    for phase, ms in r.get("phases") or []:
+        if phase != "request":
+            print("  %-10s done in %d ms" % (phase, ms))
+    print("migrated %08x from %s to %s at seq %d, epoch %d" % (r["origin"], r["source"], r["target"],
+                                                                r["migration_seq"], r["epoch"]))
+    return 0

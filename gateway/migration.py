@@ -1,0 +1,227 @@
+"""MigrationOrchestrator: live migration of a daemon between nodes (docs/PROTOCOL.md §16), sans-I/O.
+
+GatewayCore feeds it the CLI request, the nodes' MIGRATION replies, finished key pushes and
+timer ticks; it answers with Actions (CONTROL frames to the nodes, a reply to the CLI).  Its
+state lives in the store (`migrate:<origin>`), so `netedge status` shows the phase and a
+restarted gateway carries on (or times out and aborts).
+
+Phases: push_keys (only when the target's heartbeat lacks the key slot) -> freeze (source
+snapshots and buffers) -> restore (target builds the daemon, holds its inbox) -> [epoch bump:
+host = target, epoch + 1; fencing refuses the source from now on] -> release (source hands over
+its buffer) -> go (target replays, then processes what it held) -> done.  Before the bump every
+failure or timeout aborts back to the source (`resume`); after it the migration only rolls
+forward (commands are re-sent).
+"""
+import logging
+import time
+
+from ..shared import cbor
+from ..shared import failures as F
+from ..shared import frame as FR
+from ..shared import status as S
+from ..shared import topics as T
+from ..shared.link import CausalLink
+
+log = logging.getLogger("netedge.gateway")
+
+PHASE_TIMEOUT_S = 10.0
+KEYS_TIMEOUT_S = 30.0
+MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
+PRE_BUMP = ("push_keys", "freeze", "restore")
+
+
+def state_key(origin):
+    return "migrate:%08x" % origin
+
+
+def done_key(origin):
+    return "migrated:%08x" % origin
+
+
+class MigrationError(ValueError):
+    """A migration request the gateway refuses (the daemon stays where it is)."""
+
+
+class MigrationOrchestrator:
+    def __init__(self, core):
+        self.core = core          # for the store, frames, replies, key slots and the dirty set
+        self.store = core.store
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _send(self, acts, node, cmd, st, **extra):
+        body = dict(extra, cmd=cmd, m=st["m"], origin=st["origin"])
+        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+
+    def _step(self, st, step):
+        now = time.time()
+        st["phases"].append([st["step"], round((now - st["at"]) * 1000)])
+        st["step"], st["at"], st["tries"] = step, now, 0
+        self.store.put_state(state_key(st["origin"]), st)
+        log.info("migration %d origin=%08x %s -> %s: %s", st["m"], st["origin"], st["source"], st["target"], step)
+
+    def _finish(self, acts, st, ok, result=None, error=None):
+        self.store.delete_state(state_key(st["origin"]))
+        if st.get("client") is not None:
+            self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
+
+    def _abort(self, acts, st, why):
+        """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
+        self._send(acts, st["source"], "resume", st)
+        if st["step"] == "restore":
+            acts.publish.append((T.node(st["target"], "ctl"),
+                                 self.core._frame(FR.CONTROL, {"cmd": "stop", "origin": st["origin"]}), 1, False))
+        log.warning("migration %d origin=%08x aborted in %s: %s", st["m"], st["origin"], st["step"], why)
+        self._finish(acts, st, False, error="migration of %08x to %s failed (%s): %s; it keeps running on %s" % (
+            st["origin"], st["target"], st["step"], why, st["source"]))
+
+    # -- the request --------------------------------------------------------------------
+
+    def start(self, acts, client, rid, origin, target, now):
+        store = self.store
+        d = store.daemon(origin)
+        if d is None:
+            raise MigrationError("unknown daemon %08x" % origin)
+        if store.get_state(state_key(origin)) is not None:
+            raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
+        if d.status != "active":
+            raise MigrationError("daemon %08x is %s, not active" % (origin, d.status))
+        if d.host_node == target:
+            raise MigrationError("daemon %08x runs on %s already" % (origin, target))
+        src = store.node(d.host_node)
+        if src is None or src.status != "online":
+            raise MigrationError("source node %s is %s: a live migration needs it online" % (
+                d.host_node, "unknown" if src is None else src.status))
+        n = store.node(target)
+        if n is None:
+            raise MigrationError("unknown node %r: it has never sent a heartbeat" % target)
+        if n.status != "online":
+            raise MigrationError("node %r is %s" % (target, n.status))
+        if d.kind not in (n.info.get("kinds") or []):
+            raise MigrationError("node %r cannot host kind %r (it has %s)" % (target, d.kind, n.info.get("kinds")))
+        if any(x.get("origin") == origin for x in n.info.get("daemons") or [] if isinstance(x, dict)):
+            raise MigrationError("node %r still hosts %08x" % (target, origin))
+        self.core.counter = (self.core.counter + 1) & 0xFFFFFFFF
+        st = {"m": self.core.counter, "origin": origin, "kind": d.kind, "source": d.host_node, "target": target,
+              "epoch": d.epoch, "step": "request", "at": time.time(), "tries": 0, "phases": [],
+              "client": client, "rid": rid, "started": time.time()}
+        if origin in (n.info.get("keys") or []):
+            self._step(st, "freeze")
+            self._send(acts, st["source"], "freeze", st)
+        else:  # the target lacks the key slot: provision it first, as deploy does
+            self._step(st, "push_keys")
+            slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
+            acts.push_keys.append((target, slots, state_key(origin)))
+
+    def keys_pushed(self, acts, key, error):
+        st = self.store.get_state(key)
+        if st is None or st["step"] != "push_keys":
+            return
+        if error:
+            self._abort(acts, st, "node %s does not hold the key slot and provisioning it failed: %s" % (
+                st["target"], error))
+            return
+        self._step(st, "freeze")
+        self._send(acts, st["source"], "freeze", st)
+
+    # -- node replies -----------------------------------------------------------------------
+
+    def on_reply(self, acts, node, body):
+        op, m, origin = body.get("op"), body.get("m"), body.get("o")
+        if not (isinstance(op, str) and type(m) is int and type(origin) is int):
+            raise FR.MalformedFrame("MIGRATION body needs op, m, o")
+        st = self.store.get_state(state_key(origin))
+        if st is None or st["m"] != m:
+            log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
+            return
+        step = st["step"]
+        if op == "failed":
+            why = "%s from %s: %s" % (F.NAMES.get(body.get("code"), "code %r" % body.get("code")), node,
+                                      body.get("detail"))
+            if step in PRE_BUMP:
+                self._abort(acts, st, why)
+            else:
+                log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
+            return
+        if op == "snapshot" and step == "freeze" and node == st["source"]:
+            rec = body.get("rec")
+            if not isinstance(rec, bytes):
+                raise FR.MalformedFrame("snapshot needs rec: bytes")
+            r = cbor.loads(rec)
+            head = CausalLink.from_bytes(r["head"])
+            if head.origin_hash != origin:
+                self._abort(acts, st, "snapshot of another origin")
+                return
+            self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
+            st["seq"] = head.sequence
+            self._step(st, "restore")
+            self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
+        elif op == "restored" and step == "restore" and node == st["target"]:
+            if body.get("seq") != st["seq"]:
+                self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st["seq"]))
+                return
+            # the cutover: from now on only the target at the new epoch is merged (fencing)
+            self.store.update_daemon(origin, host_node=st["target"], epoch=st["epoch"] + 1)
+            self.core.dirty.add(origin)
+            self._step(st, "release")
+            self._send(acts, st["source"], "release", st)
+        elif op == "buffered" and node == st["source"] and step in ("release", "go"):
+            inputs = body.get("inputs")
+            if not isinstance(inputs, list):
+                raise FR.MalformedFrame("buffered needs inputs: list")
+            if inputs:
+                self._send(acts, st["target"], "replay", st, inputs=inputs)
+            log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
+            if step == "release":
+                self._step(st, "go")
+                self._send(acts, st["target"], "go", st)
+        elif op == "active" and step == "go" and node == st["target"]:
+            self._step(st, "done")
+            self._complete(acts, st, body.get("seq"))
+        else:
+            log.info("migration reply %s from %s in step %s ignored", op, node, step)
+
+    def _complete(self, acts, st, seq):
+        origin = st["origin"]
+        mig = S.migrated(st["seq"], st["source"], st["target"]).to_obj()
+        self.store.put_state(done_key(origin), dict(mig, m=st["m"], at=time.time()))
+        self.store.update_daemon(origin, status="active")
+        self.core.dirty.add(origin)
+        log.info("migrated origin=%08x %s -> %s at seq %d epoch %d", origin, st["source"], st["target"], st["seq"],
+                 st["epoch"] + 1)
+        self._finish(acts, st, True, result={"origin": origin, "source": st["source"], "target": st["target"],
+                                             "epoch": st["epoch"] + 1, "migration_seq": st["seq"], "seq": seq,
+                                             "phases": st["phases"]})
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def tick(self, acts):
+        now = time.time()
+        for key, st in self.store.list_states("migrate:"):
+            step = st["step"]
+            limit = KEYS_TIMEOUT_S if step == "push_keys" else PHASE_TIMEOUT_S
+            if now - st["at"] <= limit:
+                continue
+            if step in PRE_BUMP:
+                self._abort(acts, st, "%s: no answer in %ds" % (F.NAMES[F.TIMEOUT], limit))
+                continue
+            st["tries"] += 1
+            st["at"] = now
+            if st["tries"] > MAX_RETRIES:
+                log.error("migration %d origin=%08x stuck in %s", st["m"], st["origin"], step)
+                self.store.put_state(key, st)
+                if st.get("client") is not None:
+                    self.core._reply(acts, st["client"], st["rid"], False, error="migration of %08x stuck in %s "
+                                     "after the cutover to %s (retrying)" % (st["origin"], step, st["target"]))
+                    st["client"] = None
+                    self.store.put_state(key, st)
+                continue
+            self.store.put_state(key, st)
+            self._send(acts, st["source"] if step == "release" else st["target"], step, st)
+
+
+def status_of(store, origin):
+    """For status bodies: the current phase, and the last completed migration."""
+    cur = store.get_state(state_key(origin))
+    last = store.get_state(done_key(origin))
+    return (None if cur is None else cur["step"]), last

@@ -1,0 +1,272 @@
+"""Live migration end to end (PROTOCOL §16): real Mosquitto, a real gateway process, unix-port
+nodes; inputs stream in while the daemon moves.  The gateway's log must stay one contiguous
+chain, every input processed exactly once and in order."""
+import re
+import threading
+import time
+
+import pytest
+
+from netedge.shared import status as S
+
+from gateways import GatewayProc, cli, write_config
+from mosquitto import Mosquitto
+from nodes import NodeProc, Observer, assert_in_order, event_outputs
+
+
+@pytest.fixture(scope="module")
+def firmware(tmp_path_factory):
+    from netedge.tools.firmware import build
+    return build("unix", str(tmp_path_factory.mktemp("fw") / "unix"))
+
+
+def deploy(cfg, kind, node):
+    out = cli(cfg, "daemon", "deploy", "--kind", kind, "--node", node).stdout
+    m = re.search(r"deployed ([0-9a-f]{8})", out)
+    assert m, out
+    return int(m.group(1), 16)
+
+
+class Stream(threading.Thread):
+    """Publishes inputs 1..n at about `rate` per second."""
+
+    def __init__(self, obs, origin, first, n, rate=200):
+        super().__init__(daemon=True)
+        self.obs, self.origin, self.first, self.n, self.rate = obs, origin, first, n, rate
+        self.error = None
+
+    def run(self):
+        try:
+            t0 = time.monotonic()
+            for i in range(self.first, self.first + self.n):
+                self.obs.send_input(self.origin, b"%d" % i, counter=i)
+                ahead = (i - self.first + 1) / self.rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except Exception as e:  # pragma: no cover (reported by the test)
+            self.error = e
+
+
+class Cluster:
+    def __init__(self, tmp_path, firmware, names, configured=None, extra=None):
+        self.broker = Mosquitto(tmp_path / "broker").start()
+        self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n))
+                      for n in names}
+        cfg_nodes = [self.nodes[n] for n in (configured or names) if n in self.nodes]
+        self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes)
+        self.gw = GatewayProc(self.cfg).start()
+        for n in self.nodes.values():
+            n.start()
+        self.gw.wait_for(lambda st: {n.node_id for n in st.nodes() if n.status == "online" and "kinds" in n.info}
+                         >= set(names), 20, "nodes online")
+        self.obs = Observer(self.broker, "publisher")
+
+    def close(self):
+        self.obs.close()
+        for p in [self.gw] + list(self.nodes.values()):
+            p.kill()
+        self.broker.kill()
+
+    def migrate(self, origin, to, check=True):
+        return cli(self.cfg, "migrate", "%08x" % origin, "--to", to, check=check)
+
+    def hosted(self, node):
+        hb = self.obs.heartbeats.get(node) or {}
+        return [d["origin"] for d in hb.get("daemons", [])]
+
+    def wait_events(self, origin, n, timeout=30):
+        self.gw.wait_for(lambda st: st.event_count(origin) >= n, timeout, "%d events of %08x" % (n, origin))
+
+
+def check_chain(c, origin, n, epoch, host):
+    st = c.gw.store()
+    try:
+        evs = list(st.events(origin))
+        assert [e.sequence for e in evs] == list(range(1, n + 1))
+        assert_in_order(evs)
+        # exactly once: every input counter 1..n appears once, and the total is exact
+        assert sorted(event_outputs(e.payload)[1] for e in evs) == list(range(1, n + 1))
+        assert int(event_outputs(evs[-1].payload)[4][0]) == n * (n + 1) // 2
+        assert S.assess_continuity(evs, origin).kind == S.CONTINUOUS
+        d = st.daemon(origin)
+        assert (d.epoch, d.host_node, d.status) == (epoch, host, "active")
+        assert st.get_state("migrate:%08x" % origin) is None
+    finally:
+        st.close()
+    proof = cli(c.cfg, "proof", "%08x" % origin).stdout.strip()
+    assert "VALID" in cli(c.cfg, "proof", "verify", proof).stdout
+
+
+def stream_and_migrate(c, origin, hops, n=300, rate=200):
+    s = Stream(c.obs, origin, 1, n, rate)
+    s.start()
+    outs = []
+    for to in hops:
+        time.sleep(0.3)
+        outs.append(c.migrate(origin, to).stdout)
+    s.join(60)
+    assert s.error is None and not s.is_alive()
+    c.wait_events(origin, n)
+    print("".join(outs))
+    return outs
+
+
+def test_migrate_under_load(tmp_path, firmware):
+    c = Cluster(tmp_path, firmware, ["n1", "n2"])
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        outs = stream_and_migrate(c, a, ["n2"])
+        assert "migrated %08x from n1 to n2" % a in outs[0], outs
+        check_chain(c, a, 300, 2, "n2")
+        c.obs.heartbeats.clear()
+        c.obs.wait(lambda: "n1" in c.obs.heartbeats and "n2" in c.obs.heartbeats, 5, "heartbeats")
+        assert a not in c.hosted("n1") and a in c.hosted("n2")
+        out = cli(c.cfg, "status").stdout
+        assert "Migrated{migration_seq=" in out and "source_node=n1, target_node=n2" in out
+        c.gw.wait_for(lambda st: (st.daemon(a).continuity or {}).get("head_seq") == 300, 10, "status current")
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
+
+
+def test_three_migrations_under_load(tmp_path, firmware):
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"])
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        outs = stream_and_migrate(c, a, ["n2", "n3", "n1"], n=400)
+        assert "from n3 to n1" in outs[2], outs
+        check_chain(c, a, 400, 4, "n1")
+        c.obs.heartbeats.clear()
+        c.obs.wait(lambda: {"n1", "n2", "n3"} <= set(c.obs.heartbeats), 5, "heartbeats")
+        assert a in c.hosted("n1") and a not in c.hosted("n2") and a not in c.hosted("n3")
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
+
+
+def test_migration_refused_keeps_daemon_on_source(tmp_path, firmware):
+    # n2 cannot host counters; n3 is not in the gateway's [nodes]: it cannot be given the key slot
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], configured=["n1", "n2", "n3x"],
+                extra={"n2": {"kinds": {"echo": "netedge.firmware.daemons.echo.Echo"}}})
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        for i in range(1, 11):
+            c.obs.send_input(a, b"%d" % i, counter=i)
+        c.wait_events(a, 10)
+        r = c.migrate(a, "n3", check=False)
+        assert r.returncode != 0 and "key slot" in r.stderr and "keeps running on n1" in r.stderr, r.stderr
+        r = c.migrate(a, "n2", check=False)
+        assert r.returncode != 0 and "cannot host kind 'counter'" in r.stderr, r.stderr
+        r = c.migrate(a, "nx", check=False)
+        assert r.returncode != 0 and "unknown node" in r.stderr, r.stderr
+        r = c.migrate(a, "n1", check=False)
+        assert r.returncode != 0 and "runs on n1 already" in r.stderr, r.stderr
+        for i in range(11, 21):
+            c.obs.send_input(a, b"%d" % i, counter=i)
+        c.wait_events(a, 20)
+        check_chain(c, a, 20, 1, "n1")
+        assert a in c.hosted("n1")
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
+
+
+# -- the node's side, sans-I/O (CPython): NodeCore fed frames directly --------------------------
+
+def _core(tmp_path, name, key=True, kinds=("counter",)):
+    from netedge.firmware.node import NodeCore
+    from netedge.firmware.registry import DaemonFactoryRegistry
+    from netedge.firmware.store import RecordStore
+    from nodes import daemon_key
+
+    class Cfg:
+        node_id, board, hosted = name, "unix", []
+    reg = DaemonFactoryRegistry()
+    for k in kinds:
+        reg.register_kind(k, "netedge.firmware.daemons.%s.%s" % (k, k.capitalize()))
+    if key:
+        reg.provision("counter", daemon_key("mig")[0])
+    core = NodeCore(Cfg, reg, RecordStore(str(tmp_path / name)))
+    _apply(core, core.boot())
+    return core
+
+
+def _apply(core, ready):
+    for name, rec in ready.persist:
+        core.store.save(name, rec)
+    return ready
+
+
+class _Feed:
+    def __init__(self):
+        self.n = 0
+
+    def ctl(self, core, **body):
+        from netedge.shared import frame as FR
+        from netedge.shared import topics as T
+        self.n += 1
+        r = _apply(core, core.on_message(T.node(core.node_id, "ctl"), FR.encode(FR.CONTROL, "gw1", self.n, body)))
+        return _replies(r)
+
+    def inp(self, core, origin, i):
+        from netedge.shared import frame as FR
+        from netedge.shared import topics as T
+        r = _apply(core, core.on_message(T.daemon(origin, "in"), FR.encode(FR.INPUT, "client", i, {"p": b"%d" % i})))
+        return _replies(r), [p for p in r.publish if p[0].endswith("/chain")]
+
+
+def _replies(ready):
+    from netedge.shared import frame as FR
+    return [FR.decode(p[1]).body() for p in ready.publish if p[0].endswith("/mig")]
+
+
+def test_node_migration_commands(tmp_path):
+    from nodes import daemon_origin
+    o = daemon_origin("mig")
+    g = _Feed()
+    s, t, nokey = _core(tmp_path, "s"), _core(tmp_path, "t"), _core(tmp_path, "k", key=False)
+    g.ctl(s, cmd="activate", origin=o, kind="counter", epoch=1)
+    for i in (1, 2, 3):
+        assert len(g.inp(s, o, i)[1]) == 1
+    [snap] = g.ctl(s, cmd="freeze", m=7, origin=o)
+    assert snap["op"] == "snapshot" and isinstance(snap["rec"], bytes)
+    assert g.ctl(s, cmd="freeze", m=8, origin=o)[0]["code"] == 5  # already migrating
+    for i in (4, 5):
+        assert g.inp(s, o, i) == ([], [])  # frozen: buffered, not processed
+    [f] = g.ctl(nokey, cmd="restore", m=7, origin=o, kind="counter", epoch=2, rec=snap["rec"])
+    assert (f["op"], f["code"]) == ("failed", 6)  # identity_missing
+    [r] = g.ctl(t, cmd="restore", m=7, origin=o, kind="counter", epoch=2, rec=snap["rec"])
+    assert (r["op"], r["seq"]) == ("restored", 3)
+    assert T_in(t, o) and g.inp(t, o, 5) == ([], [])  # held
+    [b] = g.ctl(s, cmd="release", m=7, origin=o)
+    assert b["op"] == "buffered" and [x[1] for x in b["inputs"]] == [4, 5]
+    assert not T_in(s, o) and o not in s.hosts
+    [fw], _ = g.inp(s, o, 6)  # late: forwarded
+    assert fw["op"] == "buffered" and fw["inputs"] == [["client", 6, b"6"]]
+    g.inp(t, o, 6)
+    assert g.ctl(t, cmd="replay", m=7, origin=o, inputs=b["inputs"]) == []
+    assert g.ctl(t, cmd="replay", m=7, origin=o, inputs=fw["inputs"]) == []
+    [a] = g.ctl(t, cmd="go", m=7, origin=o)
+    assert (a["op"], a["seq"]) == ("active", 6)
+    h = t.hosts[o]
+    assert h.epoch == 2 and h.daemon.total == 21 and h.stats["duplicates"] == 2
+    assert g.inp(t, o, 7)[1]  # normal processing again
+    # abort: freeze, buffer, resume -> processed in order; a full buffer unfreezes by itself
+    g.ctl(t, cmd="freeze", m=9, origin=o)
+    g.inp(t, o, 8)
+    assert g.ctl(t, cmd="resume", m=9, origin=o) == [] and t.hosts[o].daemon.total == 36
+    g.ctl(t, cmd="freeze", m=10, origin=o)
+    out = [g.inp(t, o, i)[0] for i in range(9, 9 + 65)]
+    assert out[-1][0]["op"] == "failed" and out[-1][0]["detail"] == "buffer full"
+    assert t.hosts[o].daemon.total == sum(range(1, 9 + 65)) and o not in t.mig
+
+
+def T_in(core, origin):
+    from netedge.shared import topics as T
+    return T.daemon(origin, "in") in core.subscriptions()
