@@ -78,12 +78,15 @@ class GatewayService:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
         self.stopping = threading.Event()
         self.connected = threading.Event()
+        self.http = None
 
     def open(self):
         os.makedirs(self.cfg.data_dir, mode=0o700, exist_ok=True)
         self.store = Store(self.cfg.db_path)
         keystore = Keystore(self.store, self.cfg.kek_path)
         self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms)
+        if self.cfg.http:
+            self._start_http()
         b = self.cfg.broker
         if b.embedded:
             from .broker import EmbeddedBroker
@@ -105,6 +108,17 @@ class GatewayService:
         c.connect(b.host, b.port, keepalive=10)
         nodelay(c)
         return self
+
+    def _start_http(self):
+        from .commands import CliError
+        from .http import StatusServer
+        try:
+            self.http = StatusServer(self.cfg.db_path, self.cfg.http, gateway_id=self.cfg.id).start()
+        except ValueError as e:
+            raise CliError("status page: %s" % e)
+        except OSError as e:
+            raise CliError("status page: cannot listen on %r (%s): pick another port with --http HOST:PORT"
+                           % (self.cfg.http, e.strerror or e))
 
     def _on_connect(self, client, userdata, flags, rc, props=None):
         if rc != 0:
@@ -173,6 +187,8 @@ class GatewayService:
                 self.client.disconnect()
         finally:
             self.pool.shutdown(wait=False)
+            if self.http is not None:
+                self.http.stop()
             if self.store is not None:
                 self.store.close()
             if self.broker is not None:

@@ -10,9 +10,11 @@ from netedge.gateway.store import Store
 NETEDGE = [sys.executable, "-m", "netedge.gateway.cli"]
 
 
-def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500):
-    lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "data"', "heartbeat_deadline_ms = %d" % deadline_ms, "",
-             "[broker]", 'url = "mqtt://%s:%d"' % (broker.host, broker.port)]
+def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500, http=None):
+    lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "data"', "heartbeat_deadline_ms = %d" % deadline_ms]
+    if http is not None:
+        lines.append('http = "%s"' % http)
+    lines += ["", "[broker]", 'url = "mqtt://%s:%d"' % (broker.host, broker.port)]
     if embedded:
         lines.append("embedded = true")
     for n in nodes:
