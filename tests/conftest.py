@@ -43,3 +43,10 @@ def mosquitto(tmp_path):
         yield broker
     finally:
         broker.kill()
+
+
+@pytest.fixture(scope="session")
+def firmware(tmp_path_factory):
+    """The node firmware compiled to .mpy once per test session (what a board runs)."""
+    from netedge.tools.firmware import build
+    return build("unix", str(tmp_path_factory.mktemp("fw") / "unix"))

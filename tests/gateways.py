@@ -79,3 +79,12 @@ class GatewayProc:
             if time.monotonic() > deadline:
                 raise AssertionError("timed out waiting for %s; gateway log:\n%s" % (what, self.output()[-3000:]))
             time.sleep(0.1)
+
+
+def deploy(config, kind, node):
+    """`netedge daemon deploy` through the running gateway; returns the new daemon's origin."""
+    import re
+    out = cli(config, "daemon", "deploy", "--kind", kind, "--node", node).stdout
+    m = re.search(r"deployed ([0-9a-f]{8})", out)
+    assert m, out
+    return int(m.group(1), 16)

@@ -1,32 +1,14 @@
 """Gateway end to end: a real `netedge gateway` process, real Mosquitto (and the embedded broker),
 unix-port nodes; the operator CLI drives it."""
-import json
-import re
 import time
 
-import pytest
 
-from netedge.shared import frame as FR
 from netedge.shared import status as S
 from netedge.shared import topics as T
-from netedge.shared.proof import ContinuityProof
 
-from gateways import GatewayProc, cli, write_config
+from gateways import GatewayProc, cli, deploy, write_config
 from mosquitto import Mosquitto
 from nodes import NodeProc, Observer, assert_in_order
-
-
-@pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    from netedge.tools.firmware import build
-    return build("unix", str(tmp_path_factory.mktemp("fw") / "unix"))
-
-
-def deploy(cfg, kind, node):
-    out = cli(cfg, "daemon", "deploy", "--kind", kind, "--node", node).stdout
-    m = re.search(r"deployed ([0-9a-f]{8})", out)
-    assert m, out
-    return int(m.group(1), 16)
 
 
 def stored_total(store, origin):

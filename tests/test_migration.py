@@ -1,30 +1,15 @@
 """Live migration end to end (PROTOCOL §16): real Mosquitto, a real gateway process, unix-port
 nodes; inputs stream in while the daemon moves.  The gateway's log must stay one contiguous
 chain, every input processed exactly once and in order."""
-import re
 import threading
 import time
 
-import pytest
 
 from netedge.shared import status as S
 
-from gateways import GatewayProc, cli, write_config
+from gateways import GatewayProc, cli, deploy, write_config
 from mosquitto import Mosquitto
 from nodes import NodeProc, Observer, assert_in_order, event_outputs
-
-
-@pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    from netedge.tools.firmware import build
-    return build("unix", str(tmp_path_factory.mktemp("fw") / "unix"))
-
-
-def deploy(cfg, kind, node):
-    out = cli(cfg, "daemon", "deploy", "--kind", kind, "--node", node).stdout
-    m = re.search(r"deployed ([0-9a-f]{8})", out)
-    assert m, out
-    return int(m.group(1), 16)
 
 
 class Stream(threading.Thread):

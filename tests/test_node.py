@@ -15,12 +15,6 @@ from mosquitto import Mosquitto
 from nodes import NodeProc, Observer, assert_in_order, daemon_origin, event_outputs
 
 
-@pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    from netedge.tools.firmware import build
-    return build("unix", str(tmp_path_factory.mktemp("fw") / "unix"))
-
-
 @pytest.fixture
 def broker(tmp_path):
     b = Mosquitto(tmp_path / "broker", persistence=True).start()

@@ -298,9 +298,3 @@ def test_chromium_watches_a_migration(tmp_path, firmware):
         if dumper is not None:
             dumper.close()
         c.close()
-
-
-@pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    from netedge.tools.firmware import build
-    return build("unix", str(tmp_path_factory.mktemp("fw") / "unix"))
