@@ -205,27 +205,11 @@ def hold_target(c, origin, proc, hold_s, timeout=30):
 
 @needs_chromium
 def test_chromium_watches_a_migration(tmp_path, firmware):
-    from gateways import GatewayProc, write_config
     from test_migration import Cluster, Stream, check_chain, deploy
 
     port = _free_port()
 
-    class HttpCluster(Cluster):
-        def __init__(self, tmp_path, firmware, names):
-            from mosquitto import Mosquitto
-            from nodes import NodeProc, Observer
-            self.broker = Mosquitto(tmp_path / "broker").start()
-            self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker) for n in names}
-            self.cfg = write_config(tmp_path / "netedge.toml", self.broker, list(self.nodes.values()),
-                                    http=":%d" % port)
-            self.gw = GatewayProc(self.cfg).start()
-            for n in self.nodes.values():
-                n.start()
-            self.gw.wait_for(lambda st: {n.node_id for n in st.nodes() if n.status == "online" and "kinds" in n.info}
-                             >= set(names), 20, "nodes online")
-            self.obs = Observer(self.broker, "publisher")
-
-    c = HttpCluster(tmp_path, firmware, ["n1", "n2"])
+    c = Cluster(tmp_path, firmware, ["n1", "n2"], http=":%d" % port)
     url = "http://127.0.0.1:%d/" % port
     dumper = None
     try:
