@@ -349,6 +349,9 @@ class MQTTClient:
         self.stream = None
         if w:
             try:
+                if self.redial:  # a drop we asked for is no crash: DISCONNECT, so no last will
+                    w.write(b"\xe0\x00")
+                    await asyncio.wait_for(w.drain(), 1)
                 w.close()
                 await asyncio.wait_for(w.wait_closed(), 1)
             except Exception:

@@ -56,6 +56,7 @@ class NodeCore:
         self.store = store
         self.hosts = {}        # origin -> DaemonHost
         self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "r"eleased, frames, bytes]
+        self.standby = {}      # origin -> seq of the standby copy held on flash (standby.py)
         self.corrupt = {}      # record name -> reason (reported in every heartbeat)
         self.counter = 0
         self.counter_reserved = 0
@@ -79,6 +80,14 @@ class NodeCore:
         self.counter = self.counter_reserved = rec.get("ctr", 0)  # (reserved below, by frame())
         self.frame(ready, 0, None)
         for name in st.names():
+            if name[:1] == "s":  # a standby copy: only its seq stays in RAM
+                try:
+                    self.standby[int(name[1:], 16)] = st.load(name)["seq"]
+                except Exception as e:  # (CorruptRecord, or not a standby record)
+                    self.corrupt[name] = str(e)
+                    st.quarantine(name)
+                    self.error(ready, "corruption", name, e, 1)
+                continue
             if name[:1] != "d":
                 continue
             try:
@@ -168,7 +177,9 @@ class NodeCore:
     def subscriptions(self):
         subs = [T.node(self.node_id, "ctl")]
         for origin in self.hosts:
-            subs.append(T.daemon(origin, "in"))
+            mg = self.mig.get(origin)
+            if mg is None or mg[1] != "p":  # (promoted, still fed by the gateway: not yet)
+                subs.append(T.daemon(origin, "in"))
         return subs
 
     # -- inputs --
@@ -236,10 +247,15 @@ class NodeCore:
         elif cmd in ("freeze", "restore", "release", "replay", "go", "resume"):
             from .migrate import command  # (loaded by the first migration only)
             command(self, ready, cmd, origin, body)
+        elif cmd in ("keep", "snap", "promote", "feed", "listen", "demote"):
+            from .standby import command  # (loaded by the first standby-group command only)
+            command(self, ready, cmd, origin, body)
         elif cmd == "stop":
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")
             self.mig.pop(origin, None)
+            if self.standby.pop(origin, None) is not None:  # (a standby copy leaves with it)
+                ready.persist.append(("s%08x" % origin, None))
             if self.hosts.pop(origin, None) is not None:
                 ready.persist.append(("d%08x" % origin, None))  # the driver deletes it
                 if body.get("wipe") is True:
@@ -276,5 +292,7 @@ class NodeCore:
             "daemons": [h.summary() for h in self.hosts.values()],
             "errors": self.errors, "corrupt": sorted(self.corrupt), "mqtt": mqtt or {},
         }
+        if self.standby:
+            body["standby"] = [[o, s] for o, s in self.standby.items()]
         ready.publish.append((T.node(self.node_id, "hb"), self.frame(ready, FR.HEARTBEAT, body), 0, False))
         return ready

@@ -18,6 +18,7 @@ from ..shared import status as S
 from .store import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
 from .migration import MigrationOrchestrator, status_of as migration_status
+from .standby import GroupError, StandbyOrchestrator, summary as group_summary, SYNC_EVERY_N, SYNC_EVERY_S
 
 log = logging.getLogger("netedge.gateway")
 
@@ -72,6 +73,7 @@ class GatewayCore:
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
         self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
+        self.standby = StandbyOrchestrator(self)       # standby groups, promotion (gateway/standby.py)
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -150,6 +152,7 @@ class GatewayCore:
             if was is None or was.status != NODE_ONLINE:
                 log.info("node online node=%s board=%s heap=%s", node, body.get("board"), body.get("heap"))
             self._check_deploys(acts, node, body, now)
+            self.standby.on_heartbeat(acts, node, body, now)
         elif leaf == "err":
             f, body = self._decode_node(node, payload, FR.ERROR)
             _check_body(isinstance(body.get("code"), str), "ERROR needs 'code': a name")
@@ -161,7 +164,8 @@ class GatewayCore:
                 self._on_corruption(acts, node, body.get("at"))
         elif leaf == "mig":
             f, body = self._decode_node(node, payload, FR.MIGRATION)
-            self.migrations.on_reply(acts, node, body)
+            if not self.standby.on_reply(acts, node, body):
+                self.migrations.on_reply(acts, node, body)
 
     def _node_down(self, acts, node, why):
         self.last_seen.pop(node, None)
@@ -169,6 +173,7 @@ class GatewayCore:
         if n is not None and n.status != NODE_OFFLINE:
             self.store.upsert_node(node, NODE_OFFLINE)
             log.warning("node offline node=%s reason=%s", node, why)
+            self.standby.on_node_down(acts, node, why)
 
     def tick(self, now):
         """Timers: heartbeat deadlines, deploy retries, throttled status publishing."""
@@ -181,8 +186,10 @@ class GatewayCore:
                 if n is not None and n.status == NODE_ONLINE:
                     self.store.upsert_node(node, NODE_SUSPECT)
                     log.warning("node suspect node=%s silent_for=%.0fms", node, (now - seen) * 1000)
+                    self.standby.on_node_down(acts, node, "silent for %.0f ms" % ((now - seen) * 1000))
         self._retry_deploys(acts, now)
         self.migrations.tick(acts)
+        self.standby.tick(acts, now)
         for origin in sorted(self.dirty):
             acts.publish.append(self._daemon_status(origin))
         self.dirty.clear()
@@ -270,6 +277,7 @@ class GatewayCore:
         tail.prune_through(link.sequence - 1)  # keep O(1): only the head anchors the next event
         self.counters["events"] += 1
         self.dirty.add(origin)
+        self.standby.on_event(acts, origin, link.sequence)
 
     # -- honest discontinuity (issue 6): signed records ----------------------------------------
 
@@ -327,6 +335,9 @@ class GatewayCore:
         phase, last = migration_status(self.store, origin)
         if phase is not None:
             body["migrating"] = phase
+        group = self.standby.groups.get(origin)
+        if group is not None:
+            body["group"] = group_summary(group)
         if last is not None:
             body["migrated"] = {"migration_seq": last["migration_seq"], "source": last["source_node"],
                                 "target": last["target_node"]}
@@ -358,15 +369,46 @@ class GatewayCore:
                 if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
                     raise BadRequest("migrate needs 'origin' (u32) and 'to': a node name of at most %d characters"
                                      % MAX_NAME)
+                if self.standby.is_grouped(origin):
+                    raise ValueError("%08x is a standby group's daemon: its group moves it (promotion), not "
+                                     "`netedge migrate`" % origin)
                 self.migrations.start(acts, client, rid, origin, to, now)
+            elif op == "group_create":
+                self._group_create(acts, client, rid, body)
+            elif op == "group_sync":
+                origin = body.get("origin")
+                st = self.standby.groups.get(origin) if _is_int(origin) else None
+                if st is None:
+                    raise ValueError("%r is not the origin of a standby group (see `netedge status`)" % (origin,))
+                if not self.standby.sync(acts, st):
+                    raise ValueError("group %08x cannot sync now: it is %s%s" % (
+                        origin, st["step"], " (a sync is in flight)" if st["sync"] else ""))
+                self._reply(acts, client, rid, True, result={"origin": origin, "active": st["active"]})
             else:
-                raise BadRequest("unknown request %r: expected 'deploy', 'stop' or 'migrate'" % (op,))
+                raise BadRequest("unknown request %r: expected 'deploy', 'stop', 'migrate', 'group_create' or "
+                                 "'group_sync'" % (op,))
         except BadRequest as e:
             self.counters["malformed"] += 1
             log.warning("bad frame topic=%s error=BadRequest: %s", T.gateway(self.id, "req", client), e)
             self._reply(acts, client, rid, False, error=str(e))
         except (NetedgeError, ValueError) as e:
             self._reply(acts, client, rid, False, error=str(e))
+
+    def _group_create(self, acts, client, rid, body):
+        kind, members, nodes = body.get("kind"), body.get("members"), body.get("nodes")
+        sync_n, sync_s = body.get("sync_every", SYNC_EVERY_N), body.get("sync_seconds", SYNC_EVERY_S)
+        if not (isinstance(kind, str) and 0 < len(kind) <= MAX_NAME and _is_int(members) and 2 <= members <= 16):
+            raise BadRequest("group_create needs 'kind' (a name) and 'members' (2..16)")
+        if nodes is not None and not (isinstance(nodes, list) and len(nodes) == members and all(
+                isinstance(n, str) and 0 < len(n) <= MAX_NAME for n in nodes)):
+            raise BadRequest("group_create 'nodes' must list exactly 'members' node names")
+        if not (_is_int(sync_n) and sync_n >= 1 and isinstance(sync_s, (int, float)) and not isinstance(sync_s, bool)
+                and sync_s > 0):
+            raise BadRequest("group_create 'sync_every' must be an int >= 1 and 'sync_seconds' a number > 0")
+        try:
+            self.standby.create(acts, client, rid, kind, members, nodes, sync_n, float(sync_s))
+        except GroupError as e:
+            raise ValueError(str(e))
 
     def _deploy(self, acts, client, rid, kind, node, now):
         if not (isinstance(kind, str) and 0 < len(kind) <= MAX_NAME and isinstance(node, str) and 0 < len(node) <= MAX_NAME):
@@ -392,14 +434,18 @@ class GatewayCore:
     def _slots(self, node):
         """Every key slot the node should hold: its daemons' public keys (never the secrets:
         nodes verify nothing with them and a stolen board then leaks no signing key)."""
-        return [{"kind": d.kind, "public": d.public_key.hex()}
-                for d in self.store.daemons(host_node=node) if d.status != "stopped"]
+        slots = [{"kind": d.kind, "public": d.public_key.hex()}
+                 for d in self.store.daemons(host_node=node) if d.status != "stopped"] + self.standby.slots_for(node)
+        return [s for i, s in enumerate(slots) if s not in slots[:i]]
 
     def keys_pushed(self, key, error, now):
         """The driver finished a push_keys action."""
         acts = Actions()
         if key.startswith("migrate:"):
             self.migrations.keys_pushed(acts, key, error)
+            return acts
+        if key.startswith("group:"):
+            self.standby.keys_pushed(acts, key, error)
             return acts
         st = self.store.get_state(key)
         if st is None:

@@ -26,7 +26,7 @@ import logging
 import time
 
 from ..shared import records as R
-from ..shared.discontinuity import ChainBreak, ConflictingChains, Corruption, Discontinuity
+from ..shared.discontinuity import ChainBreak, ConflictingChains, Corruption, Discontinuity, NodeCrash
 from ..shared.errors import NetedgeError
 from ..shared.link import CausalLink
 from .keystore import verify as ed25519_verify
@@ -150,6 +150,15 @@ class RecordIssuer:
         last = self._head_link(origin)
         key = "%s%08x:corruption:%d" % (STATE_PREFIX, origin, last.sequence)
         return self._issue(origin, key, None, lambda: Discontinuity(origin, last, None, Corruption(), self._now_ms()))
+
+    def node_crash(self, origin, last_snapshot_seq):
+        """The daemon's host died with events the gateway cannot rebuild: its chain is
+        verified up to the stored head, continuable only from the snapshot at
+        `last_snapshot_seq` (the lost events are those after it)."""
+        last = self._head_link(origin)
+        key = "%s%08x:crash:%d" % (STATE_PREFIX, origin, last.sequence)
+        return self._issue(origin, key, None, lambda: Discontinuity(
+            origin, last, None, NodeCrash(last_snapshot_seq), self._now_ms()))
 
     # -- common path -------------------------------------------------------------------------
 

@@ -579,6 +579,12 @@ class Store:
             raise ConflictingInput(origin, sender, counter)
         return None
 
+    def input_of(self, origin, sender, counter):
+        """The logged input with this id (None when the log lacks it)."""
+        r = self._one("SELECT id, origin, sender, counter, payload, received FROM inputs"
+                      " WHERE origin = ? AND sender = ? AND counter = ?", (origin, sender, counter))
+        return None if r is None else Input(r[0], r[1], r[2], r[3], bytes(r[4]), r[5])
+
     def inputs_after(self, origin, after_id=0):
         """Inputs of `origin` logged after arrival id `after_id`, in arrival order (streamed):
         what a promoted standby or restarted host replays."""

@@ -33,12 +33,12 @@ class Stream(threading.Thread):
 
 
 class Cluster:
-    def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None):
+    def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, deadline_ms=1500):
         self.broker = Mosquitto(tmp_path / "broker").start()
         self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n))
                       for n in names}
         cfg_nodes = [self.nodes[n] for n in (configured or names) if n in self.nodes]
-        self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes, http=http)
+        self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes, http=http, deadline_ms=deadline_ms)
         self.gw = GatewayProc(self.cfg).start()
         for n in self.nodes.values():
             n.start()
@@ -64,6 +64,8 @@ class Cluster:
 
 
 def check_chain(c, origin, n, epoch, host):
+    """The gateway's log of `origin`: events 1..n, Continuous, each input 1..n exactly once and in
+    order, the counter's total exact, the daemon active on `host` at `epoch`; a proof verifies."""
     st = c.gw.store()
     try:
         evs = list(st.events(origin))

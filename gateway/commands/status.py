@@ -5,6 +5,8 @@ import time
 from ..config import load
 from .daemon import open_store
 from ..migration import status_of as migration_status
+from ..standby import groups_of
+from .group import show as show_group
 
 
 def register(sub):
@@ -35,7 +37,7 @@ def snapshot(store):
                         "migrating": phase,
                         "last_migration": None if last is None else {
                             k: last[k] for k in ("kind", "migration_seq", "source_node", "target_node")}})
-    return {"nodes": nodes, "daemons": daemons}
+    return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store)}
 
 
 def run(args):
@@ -67,4 +69,8 @@ def run(args):
                 m["migration_seq"], m["source_node"], m["target_node"]))
     if not snap["daemons"]:
         print("  (none)")
+    if snap["groups"]:
+        print("GROUPS")
+        for g in snap["groups"]:
+            print("\n".join(show_group(g)))
     return 0

@@ -1,0 +1,492 @@
+"""StandbyGroup: one active, standbys holding its latest snapshot, promotion on failure
+(docs/PROTOCOL.md §17).  Sans-I/O like the migration orchestrator: GatewayCore feeds it
+requests, node replies, heartbeats, node failures, chain events and ticks; it answers with
+Actions and persists each group as `group:<origin>` (a restarted gateway carries on).
+
+A group hosts ONE daemon identity (origin): every member holds its key slot, so a promoted
+standby continues the same chain at a new epoch.  What makes that exact is the gateway's
+durable log: the latest synced snapshot (table `snapshots`) plus every input it logged from
+the daemon's inbox (table `inputs`).  Promotion replays, in chain order, the inputs of the
+events the dead active emitted after that snapshot (the replay rebuilds byte-identical
+events: daemons are deterministic), then the logged inputs it never processed.  When the log
+cannot supply one of those inputs, the events are lost for real: the gateway says so with a
+signed NodeCrash record instead of pretending (see `recover_lost`).
+"""
+import logging
+import time
+
+from ..shared import cbor
+from ..shared import failures as F
+from ..shared import frame as FR
+from ..shared import topics as T
+from ..shared.link import CausalLink, h8
+
+log = logging.getLogger("netedge.gateway")
+
+PREFIX = "group:"
+SYNC_EVERY_N = 50         # default policy: a sync after this many events ...
+SYNC_EVERY_S = 5.0        # ... or this many seconds with new events
+REPLY_TIMEOUT_S = 3.0     # a sync or promotion step without an answer is retried elsewhere
+ACTIVATE_RETRY_S = 1.0
+# A `replay` frame is decoded whole on the node: each input costs ~150 B of heap there (list,
+# bytes and int objects on a 64-bit port), so frames carry few inputs, not just few bytes.
+REPLAY_FRAME_ITEMS = 16
+REPLAY_FRAME_BYTES = 1500
+MAX_PROMOTIONS_KEPT = 8
+
+
+class GroupError(ValueError):
+    """A group request the gateway refuses (nothing was changed)."""
+
+
+def key_of(origin):
+    return "%s%08x" % (PREFIX, origin)
+
+
+class StandbyOrchestrator:
+    def __init__(self, core):
+        self.core = core
+        self.store = core.store
+        # every group in RAM: chain events consult it per event, without a query
+        self.groups = {st["origin"]: st for _, st in self.store.list_states(PREFIX)}
+        self.backlog = {}  # origin -> [input batches for the promoted node, last input id read]
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _save(self, st):
+        self.store.put_state(key_of(st["origin"]), st)
+        self.core.dirty.add(st["origin"])
+
+    def _next_id(self):
+        self.core.counter = (self.core.counter + 1) & 0xFFFFFFFF
+        return self.core.counter
+
+    def _send(self, acts, node, cmd, st, m, **extra):
+        body = dict(extra, cmd=cmd, m=m, origin=st["origin"])
+        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+
+    def _online(self, node):
+        n = self.store.node(node)
+        return n is not None and n.status == "online"
+
+    def _reply(self, acts, st, ok, result=None, error=None):
+        if st.get("client") is not None:
+            self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
+            st["client"] = None
+
+    def slots_for(self, node):
+        """Key slots a member node must keep (GatewayCore._slots adds them to every push)."""
+        out = []
+        for st in self.groups.values():
+            if node in st["members"]:
+                d = self.store.daemon(st["origin"])
+                out.append({"kind": d.kind, "public": d.public_key.hex()})
+        return out
+
+    def is_grouped(self, origin):
+        return origin in self.groups
+
+    # -- create -----------------------------------------------------------------------------
+
+    def create(self, acts, client, rid, kind, members, nodes, sync_n, sync_s):
+        online = [n for n in self.store.nodes(status="online") if kind in (n.info.get("kinds") or [])]
+        if nodes:
+            known = {n.node_id for n in online}
+            bad = [x for x in nodes if x not in known]
+            if bad:
+                raise GroupError("node(s) %s are not online or cannot host kind %r" % (", ".join(bad), kind))
+            if len(set(nodes)) != len(nodes):
+                raise GroupError("members must be on distinct nodes")
+            chosen = list(nodes)
+        else:
+            # least loaded first: fewest hosted daemons, then most free heap
+            online.sort(key=lambda n: (len(n.info.get("daemons") or []), -(n.info.get("heap") or 0), n.node_id))
+            chosen = [n.node_id for n in online[:members]]
+        if len(chosen) < members:
+            raise GroupError("a standby group of %d needs %d distinct online nodes that can host kind %r; "
+                             "there are %d (%s)" % (members, members, kind, len(online),
+                                                    ", ".join(n.node_id for n in online) or "none"))
+        info = self.core.keystore.generate(kind)
+        origin = info.origin
+        self.store.add_daemon(origin, kind, info.public_key, host_node=chosen[0], epoch=1, status="provisioning")
+        st = {"origin": origin, "kind": kind, "active": chosen[0], "step": "keys",
+              "members": {n: {"role": "active" if i == 0 else "standby", "seq": None, "up": True}
+                          for i, n in enumerate(chosen)},
+              "sync_n": sync_n, "sync_s": sync_s, "sync": None, "last_sync": None, "keys": list(chosen),
+              "promo": None, "promotions": [], "client": client, "rid": rid, "created": time.time(), "at": time.time()}
+        self.groups[origin] = st
+        self._save(st)
+        log.info("standby group %08x kind=%s members=%s", origin, kind, chosen)
+        for n in chosen:
+            acts.push_keys.append((n, self.core._slots(n), "%s%08x:%s" % (PREFIX, origin, n)))
+
+    def keys_pushed(self, acts, key, error):
+        origin_hex, _, node = key[len(PREFIX):].partition(":")
+        st = self.groups.get(int(origin_hex, 16))
+        if st is None or node not in st["members"]:
+            return
+        if error:
+            if st["step"] == "keys":
+                self._fail(acts, st, "provisioning the key slot on %s failed: %s" % (node, error))
+            else:  # a recruit: forget it, the group keeps its other members
+                log.warning("group %08x: recruit %s not provisioned: %s", st["origin"], node, error)
+                del st["members"][node]
+                self._save(st)
+            return
+        if st["step"] == "keys":
+            st["keys"] = [n for n in st["keys"] if n != node]
+            if not st["keys"]:
+                st["step"], st["at"] = "activate", 0
+            self._save(st)
+        elif st["last_sync"] is not None:  # a recruit: give it the latest copy now
+            self._keep(acts, st, [node])
+
+    def _fail(self, acts, st, why):
+        del self.groups[st["origin"]]
+        self.store.delete_state(key_of(st["origin"]))
+        self.store.update_daemon(st["origin"], status="failed")
+        self._reply(acts, st, False, error="standby group %08x not created: %s" % (st["origin"], why))
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def sync(self, acts, st):
+        """sync_standbys(): ask the active for a copy (it keeps processing)."""
+        if st["sync"] is not None or st["step"] not in ("sync0", "running"):
+            return False
+        st["sync"] = {"m": self._next_id(), "at": time.time()}
+        self._save(st)
+        self._send(acts, st["active"], "snap", st, st["sync"]["m"])
+        return True
+
+    def _keep(self, acts, st, nodes):
+        snap = self.store.latest_snapshot(st["origin"])
+        for n in nodes:
+            if st["members"][n]["up"]:
+                self._send(acts, n, "keep", st, st["sync"]["m"] if st["sync"] else self._next_id(), rec=snap.data)
+
+    def on_event(self, acts, origin, seq):
+        """Each chain event merged: the every-N policy."""
+        st = self.groups.get(origin)
+        if st is not None and st["step"] == "running" and st["sync"] is None:
+            done = st["last_sync"]["seq"] if st["last_sync"] else 0
+            if seq - done >= st["sync_n"]:
+                self.sync(acts, st)
+
+    # -- node replies -------------------------------------------------------------------------
+
+    def on_reply(self, acts, node, body):
+        """A MIGRATION frame from a node; True when it belonged to a group."""
+        op, m, origin = body.get("op"), body.get("m"), body.get("o")
+        st = self.groups.get(origin)
+        if st is None or type(m) is not int:
+            return False
+        sync, promo = st["sync"] or {}, st["promo"] or {}
+        if op == "snap" and node == st["active"] and m == sync.get("m"):
+            rec = body.get("rec")
+            if not isinstance(rec, bytes):
+                raise FR.MalformedFrame("snap needs rec: bytes")
+            r = cbor.loads(rec)
+            head = CausalLink.from_bytes(r["head"])
+            if head.origin_hash != origin:
+                raise FR.MalformedFrame("snap of another origin")
+            self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
+            st["last_sync"] = {"seq": head.sequence, "at": time.time()}
+            st["sync"]["at"] = time.time()
+            self._save(st)
+            standbys = [n for n, mb in st["members"].items() if mb["role"] == "standby"]
+            self._keep(acts, st, standbys)
+            if not [n for n in standbys if st["members"][n]["up"]]:
+                self._synced(acts, st)
+            return True
+        if op == "kept" and node in st["members"]:
+            st["members"][node]["seq"] = body.get("seq")
+            if st["sync"] is not None and all(mb["seq"] == st["last_sync"]["seq"] for n, mb in st["members"].items()
+                                              if mb["role"] == "standby" and mb["up"]):
+                self._synced(acts, st)
+            else:
+                self._save(st)
+            return True
+        if op == "demoted" and node in st["members"]:
+            # a deposed active rejoined as a standby: its copy may hold events the group never
+            # accepted, so it gets the latest synced copy before it can be promoted
+            st["members"][node].update(role="standby", seq=None, up=True)
+            self._save(st)
+            if st["last_sync"] is not None:
+                self._keep(acts, st, [node])
+            return True
+        if promo and m == promo["m"] and node == promo["to"]:
+            if op == "restored":
+                self._replay(acts, st)
+            elif op == "fed" and body.get("b") == promo.get("b"):
+                self._feed(acts, st)
+            elif op == "listening":
+                self._catch_up(acts, st)
+            elif op == "active":
+                self._promoted(acts, st, body.get("seq"))
+            elif op == "failed":
+                self._promote(acts, st, "%s failed: %s" % (node, F.NAMES.get(body.get("code"), body.get("code"))))
+            return True
+        if op == "failed" and m == sync.get("m"):
+            log.warning("group %08x: sync step failed on %s: %s", origin, node, body.get("detail"))
+            if node in st["members"] and node != st["active"]:
+                st["members"][node]["seq"] = None
+            st["sync"] = None
+            self._save(st)
+            return True
+        return True  # a late answer to a finished step (a group's daemon never migrates)
+
+    def _synced(self, acts, st):
+        st["sync"] = None
+        if st["step"] == "sync0":
+            st["step"] = "running"
+            self.store.update_daemon(st["origin"], status="active")
+            self._reply(acts, st, True, result=summary(st))
+        self._save(st)
+
+    # -- heartbeats and failures -----------------------------------------------------------------
+
+    def on_heartbeat(self, acts, node, hb, now):
+        for st in self.groups.values():
+            mb = st["members"].get(node)
+            if mb is not None and not mb["up"]:
+                mb["up"] = True
+                log.info("group %08x: member %s is back", st["origin"], node)
+                self._save(st)
+                if st["step"] == "orphaned":
+                    self._promote(acts, st, "member %s is back" % node)
+                elif (mb["role"] == "standby" and st["last_sync"] is not None and st["sync"] is None
+                      and not any(isinstance(d, dict) and d.get("origin") == st["origin"]
+                                  for d in hb.get("daemons") or [])):  # (a deposed active: demoted first)
+                    self._keep(acts, st, [node])
+            if st["step"] == "activate" and node == st["active"]:
+                if any(isinstance(d, dict) and d.get("origin") == st["origin"] and d.get("epoch") == 1
+                       for d in hb.get("daemons") or []):
+                    st["step"] = "sync0"
+                    self.sync(acts, st)
+        # fencing made visible: a node that still runs a group daemon it no longer hosts (frozen,
+        # rebooted, cut off) is told to step down; its stale frames were rejected meanwhile
+        for d in hb.get("daemons") or []:
+            st = self.groups.get(d.get("origin")) if isinstance(d, dict) else None
+            if st is None or st["step"] == "activate":
+                continue
+            cur = self.store.daemon(st["origin"])
+            if node != cur.host_node or d.get("epoch", 0) < cur.epoch:
+                log.warning("group %08x: %s still runs it at epoch %s (host %s, epoch %d): demote",
+                            st["origin"], node, d.get("epoch"), cur.host_node, cur.epoch)
+                st["members"].setdefault(node, {"role": "standby", "seq": None, "up": True})
+                self._send(acts, node, "demote", st, self._next_id(), epoch=cur.epoch)
+
+    def on_node_down(self, acts, node, why):
+        for st in list(self.groups.values()):
+            mb = st["members"].get(node)
+            if mb is None or not mb["up"]:
+                continue
+            mb["up"] = False
+            self._save(st)
+            if node == st["active"] and st["step"] in ("running", "sync0"):
+                st["sync"] = None
+                self._promote(acts, st, "%s: %s" % (node, why), failed=node)
+            elif node != st["active"]:
+                log.warning("group %08x: standby %s lost (%s)", st["origin"], node, why)
+            self._recruit(acts, st)
+
+    def _recruit(self, acts, st):
+        """Keep the group at its size: a capable online node outside it becomes a standby."""
+        healthy = [n for n, mb in st["members"].items() if mb["up"]]
+        want = len(st["members"]) - len(healthy)
+        if want <= 0:
+            return
+        for n in self.store.nodes(status="online"):
+            if want <= 0:
+                break
+            if n.node_id in st["members"] or st["kind"] not in (n.info.get("kinds") or []):
+                continue
+            st["members"][n.node_id] = {"role": "standby", "seq": None, "up": True}
+            want -= 1
+            log.info("group %08x: recruiting %s as a standby", st["origin"], n.node_id)
+            acts.push_keys.append((n.node_id, self.core._slots(n.node_id), "%s%08x:%s" % (PREFIX, st["origin"], n.node_id)))
+        self._save(st)
+
+    # -- promotion ------------------------------------------------------------------------------
+
+    def _promote(self, acts, st, why, failed=None):
+        """Promote the healthy standby that is furthest along, at a new epoch."""
+        promo = st["promo"] or {}
+        tried = promo.get("tried", []) if st["step"] == "promoting" else []
+        cands = [n for n, mb in st["members"].items()
+                 if mb["up"] and n != failed and n not in tried and self._online(n)
+                 and (mb["role"] == "standby" or st["step"] == "orphaned")]
+        if not cands:
+            st["step"], st["promo"] = "orphaned", None
+            self._save(st)
+            log.error("group %08x: no healthy standby to promote (%s); waiting for a member", st["origin"], why)
+            return
+        snap = self.store.latest_snapshot(st["origin"])
+        to = max(cands, key=lambda n: (st["members"][n]["seq"] if st["members"][n]["seq"] is not None else -1, n))
+        d = self.store.daemon(st["origin"])
+        old = st["active"]
+        epoch = d.epoch + 1
+        # the epoch bump first: from here on only `to` at `epoch` is merged (fencing)
+        self.store.update_daemon(st["origin"], host_node=to, epoch=epoch)
+        held = st["members"][to]["seq"]
+        extra = {"epoch": epoch, "kind": d.kind}
+        if snap is not None and held != snap.seq:
+            extra["rec"] = snap.data  # its own copy is older or unknown: ship the gateway's
+        st["promo"] = {"m": self._next_id(), "to": to, "from": old, "epoch": epoch, "why": why,
+                       "seq": snap.seq if snap is not None else 0, "at": time.time(),
+                       "started": promo.get("started", time.time()), "tried": tried + [to]}
+        st["members"][old]["role"] = "standby"
+        st["members"][to]["role"] = "active"
+        st["active"], st["step"] = to, "promoting"
+        self._save(st)
+        log.warning("group %08x: promoting %s at epoch %d (%s)", st["origin"], to, epoch, why)
+        self._send(acts, to, "promote", st, st["promo"]["m"], **extra)
+
+    def replay_inputs(self, origin, after_seq):
+        """([sender, counter, payload] to replay after `after_seq`, last input id, missing): the
+        inputs of the stored events after the snapshot, in chain order, then the logged inputs
+        no event consumed yet, in arrival order.  `missing` is the first event whose input the
+        log cannot supply (None when the log is whole)."""
+        out, seen, cut = [], set(), 0
+        for ev in self.store.events(origin, after_seq + 1):
+            try:
+                sender, counter, digest = cbor.loads(ev.payload)[:3]
+                inp = self.store.input_of(origin, sender, counter)
+            except Exception:
+                inp = None
+            if inp is None or h8(inp.payload) != digest:
+                return out, cut, ev.link.sequence
+            out.append([sender, counter, inp.payload])
+            seen.add((sender, counter))
+            cut = max(cut, inp.id)
+        if cut == 0 and after_seq > 0:  # nothing after the snapshot: start after ITS last input
+            last = self.store.event(origin, after_seq)
+            try:
+                sender, counter = cbor.loads(last.payload)[:2]
+                cut = self.store.input_of(origin, sender, counter).id
+            except Exception:
+                cut = 0
+        for inp in self.store.inputs_after(origin, cut):
+            if (inp.sender, inp.counter) not in seen:
+                out.append([inp.sender, inp.counter, inp.payload])
+            cut = inp.id
+        return out, cut, None
+
+    @staticmethod
+    def _batches(items):
+        batch, size = [], 0
+        for it in items:
+            batch.append(it)
+            size += len(it[2]) + len(it[0]) + 16
+            if size >= REPLAY_FRAME_BYTES or len(batch) >= REPLAY_FRAME_ITEMS:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+
+    def _replay(self, acts, st):
+        """The promoted node restored its copy (not yet subscribed): feed it the backlog."""
+        promo = st["promo"]
+        items, last_id, missing = self.replay_inputs(st["origin"], promo["seq"])
+        if missing is not None:
+            log.error("group %08x: the input of event %d is not in the log: events after the snapshot at %d "
+                      "are lost", st["origin"], missing, promo["seq"])
+            self._lost(acts, st, missing)
+            return
+        # (RAM only: a restarted gateway times the promotion out and promotes again)
+        self.backlog[st["origin"]] = [list(self._batches(items)), last_id]
+        promo["replayed"], promo["b"] = len(items), -1
+        self._feed(acts, st)
+
+    def _feed(self, acts, st):
+        """One acknowledged batch at a time (a board buffers little); then `listen`."""
+        promo = st["promo"]
+        backlog = self.backlog.get(st["origin"])
+        if backlog is None:
+            return
+        promo["b"] += 1
+        promo["at"] = time.time()
+        if promo["b"] < len(backlog[0]):
+            self._send(acts, promo["to"], "feed", st, promo["m"], inputs=backlog[0][promo["b"]], b=promo["b"])
+        else:
+            self._send(acts, promo["to"], "listen", st, promo["m"])
+
+    def _catch_up(self, acts, st):
+        """Subscribed and holding: what arrived since the backlog was read, then `go`."""
+        promo = st["promo"]
+        backlog = self.backlog.pop(st["origin"], None)
+        if backlog is None:
+            return
+        tail = [[i.sender, i.counter, i.payload] for i in self.store.inputs_after(st["origin"], backlog[1])]
+        for batch in self._batches(tail):
+            self._send(acts, promo["to"], "replay", st, promo["m"], inputs=batch)
+        self._send(acts, promo["to"], "go", st, promo["m"])
+        promo["replayed"] += len(tail)
+        promo["at"] = time.time()
+        self._save(st)
+
+    def _lost(self, acts, st, missing):
+        """The log cannot rebuild the events after the snapshot: a signed NodeCrash record, the
+        chain marked discontinued, and the group stops (a fork continues it: fork.py)."""
+        promo = st["promo"]
+        self._send(acts, promo["to"], "stop", st, promo["m"])
+        self.core._publish_record(acts, st["origin"], self.core.records.node_crash(st["origin"], promo["seq"]))
+        st["step"], st["promo"] = "lost", None
+        st["lost"] = {"snapshot_seq": promo["seq"], "missing": missing, "at": time.time()}
+        self._save(st)
+
+    def _promoted(self, acts, st, seq):
+        promo = st.pop("promo")
+        st["promo"] = None
+        st["step"] = "running"
+        done = {"from": promo["from"], "to": promo["to"], "epoch": promo["epoch"], "why": promo["why"],
+                "snapshot_seq": promo["seq"], "replayed": promo.get("replayed", 0), "seq": seq,
+                "ms": round((time.time() - promo["started"]) * 1000), "at": time.time()}
+        st["promotions"] = (st["promotions"] + [done])[-MAX_PROMOTIONS_KEPT:]
+        st["members"][promo["to"]]["seq"] = None
+        self.store.update_daemon(st["origin"], status="active")
+        self._save(st)
+        log.warning("group %08x: %s promoted at epoch %d in %d ms (replayed %d)", st["origin"], promo["to"],
+                    promo["epoch"], done["ms"], done["replayed"])
+        self.sync(acts, st)  # fresh copies for the standbys (and any recruit)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def tick(self, acts, now):
+        t = time.time()
+        for st in list(self.groups.values()):
+            step = st["step"]
+            if step == "activate" and t - st["at"] >= ACTIVATE_RETRY_S:
+                st["at"] = t
+                body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": 1}
+                acts.publish.append((T.node(st["active"], "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+                if t - st["created"] > 30:
+                    self._fail(acts, st, "node %s did not activate it in 30 s" % st["active"])
+            elif step == "promoting" and t - st["promo"]["at"] > REPLY_TIMEOUT_S:
+                self._promote(acts, st, "%s did not answer the promotion" % st["promo"]["to"], failed=st["promo"]["to"])
+            elif st["sync"] is not None and t - st["sync"]["at"] > REPLY_TIMEOUT_S:
+                st["sync"] = None  # retried by the policy below
+                self._save(st)
+            elif step == "sync0" and t - st["created"] > 30:
+                self._fail(acts, st, "the first sync of the standbys did not complete in 30 s")
+            elif step == "sync0" and st["sync"] is None:
+                self.sync(acts, st)
+            elif step == "running" and st["sync"] is None:
+                last = st["last_sync"]
+                head = self.store.head(st["origin"])
+                if last and head and head.sequence > last["seq"] and t - last["at"] >= st["sync_s"]:
+                    self.sync(acts, st)
+
+
+def summary(st):
+    """A group as `netedge status` and the status topic show it."""
+    return {"origin": st["origin"], "kind": st["kind"], "active": st["active"], "step": st["step"],
+            "members": {n: {"role": mb["role"], "seq": mb["seq"], "up": mb["up"]} for n, mb in st["members"].items()},
+            "last_sync": st["last_sync"], "sync_every": [st["sync_n"], st["sync_s"]],
+            "last_promotion": st["promotions"][-1] if st["promotions"] else None,
+            "promotions": len(st["promotions"])}
+
+
+def groups_of(store):
+    """Every group's summary, from the store (works while the gateway is down)."""
+    return [summary(st) for _, st in store.list_states(PREFIX)]

@@ -1,0 +1,94 @@
+"""Standby groups (PROTOCOL §17): real Mosquitto, a real gateway process, unix-port nodes.
+The active's node dies (kill -9) or freezes (SIGSTOP) under a steady stream; a standby is
+promoted at a new epoch and the gateway's log stays ONE Continuous chain with every input
+processed exactly once, in order."""
+import re
+import signal
+import time
+
+from gateways import cli
+from test_migration import Cluster, Stream, check_chain
+
+
+def create_group(c, *extra):
+    out = cli(c.cfg, "group", "standby", "create", "--kind", "counter", "--members", "3", *extra).stdout
+    m = re.search(r"standby group ([0-9a-f]{8})", out)
+    assert m, out
+    return int(m.group(1), 16)
+
+
+def group_of(c, origin):
+    st = c.gw.store()
+    try:
+        return st.get_state("group:%08x" % origin)
+    finally:
+        st.close()
+
+
+def wait_running(c, origin, timeout=20):
+    c.gw.wait_for(lambda st: (st.get_state("group:%08x" % origin) or {}).get("step") == "running"
+                  and st.daemon(origin).host_node != c.failed, timeout, "group running again")
+
+
+def test_kill9_active_promotes_a_standby(tmp_path, firmware):
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"])
+    try:
+        a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "40")
+        g = group_of(c, a)
+        assert g["active"] == "n1" and g["last_sync"]["seq"] == 0
+        assert {n: m["role"] for n, m in g["members"].items()} == {"n1": "active", "n2": "standby", "n3": "standby"}
+        s = Stream(c.obs, a, 1, 600, rate=200)
+        s.start()
+        time.sleep(1.2)
+        c.failed = "n1"
+        c.nodes["n1"].kill()  # SIGKILL: the broker sends its last will
+        s.join(60)
+        assert s.error is None
+        c.wait_events(a, 600)
+        wait_running(c, a)
+        g = group_of(c, a)
+        p = g["promotions"][-1]
+        assert p["from"] == "n1" and p["to"] in ("n2", "n3") and p["epoch"] == 2, p
+        check_chain(c, a, 600, 2, p["to"])
+        out = cli(c.cfg, "status").stdout
+        assert "GROUPS" in out and "last promotion: n1 -> %s at epoch 2" % p["to"] in out, out
+        print(out)
+    except Exception:
+        print(c.gw.output()[-6000:])
+        raise
+    finally:
+        c.close()
+
+
+def test_frozen_active_is_deposed_and_rejoins_as_standby(tmp_path, firmware):
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], deadline_ms=1000)
+    try:
+        a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "40")
+        s = Stream(c.obs, a, 1, 700, rate=200)
+        s.start()
+        time.sleep(1.0)
+        c.failed = "n1"
+        c.nodes["n1"].signal(signal.SIGSTOP)  # frozen: its socket stays open, no last will
+        wait_running(c, a)
+        time.sleep(0.5)
+        c.nodes["n1"].signal(signal.SIGCONT)  # it wakes up still believing it is the active
+        s.join(60)
+        assert s.error is None
+        c.wait_events(a, 700)
+        # its stale-epoch frames were rejected and it was told to step down: a standby again
+        c.gw.wait_for(lambda st: (st.get_state("group:%08x" % a)["members"]["n1"]["role"] == "standby"
+                                  and st.get_state("group:%08x" % a)["members"]["n1"]["seq"] is not None),
+                      20, "n1 demoted and holding a copy")
+        c.obs.heartbeats.clear()
+        c.obs.wait(lambda: "n1" in c.obs.heartbeats, 5, "n1 heartbeat")
+        hb = c.obs.heartbeats["n1"]
+        assert a not in [d["origin"] for d in hb["daemons"]], hb          # never two actives
+        assert a in [o for o, _ in hb.get("standby", [])], hb
+        p = group_of(c, a)["promotions"][-1]
+        assert p["from"] == "n1" and "silent" in p["why"], p
+        check_chain(c, a, 700, 2, p["to"])
+    except Exception:
+        print(c.gw.output()[-6000:])
+        raise
+    finally:
+        c.close()
