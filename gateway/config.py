@@ -4,6 +4,7 @@
     id = "gw1"                        # MQTT client id and frame sender; one per gateway
     data_dir = "/var/lib/netedge"     # netedge.db (SQLite) and kek (0600) live here
     heartbeat_deadline_ms = 1500      # a node silent this long is suspect (brokers notice late)
+    input_log_max = 100000            # inputs kept per daemon for replay; beyond, the oldest go
     http = ":8080"                    # optional status page
 
     [broker]                          # omit the section to run the embedded broker (amqtt)
@@ -51,6 +52,9 @@ class GatewayConfig:
             raise CliError("gateway.id must be a plain name (it is an MQTT topic level)")
         self.data_dir = os.path.join(base_dir, g.get("data_dir", "netedge-data"))
         self.deadline_ms = int(g.get("heartbeat_deadline_ms", 1500))
+        self.input_log_max = g.get("input_log_max", 100000)
+        if type(self.input_log_max) is not int or self.input_log_max < 1:
+            raise CliError("gateway.input_log_max must be an integer >= 1")
         self.http = g.get("http")
         b = d.get("broker")
         try:

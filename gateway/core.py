@@ -18,6 +18,7 @@ from ..shared import status as S
 from .store import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
 from .migration import MigrationOrchestrator, status_of as migration_status
+from .fork import ForkOrchestrator, lineage_of
 from .standby import GroupError, StandbyOrchestrator, summary as group_summary, SYNC_EVERY_N, SYNC_EVERY_S
 
 log = logging.getLogger("netedge.gateway")
@@ -57,23 +58,25 @@ class Actions:
 
 
 class GatewayCore:
-    def __init__(self, store, keystore, gateway_id="gw1", deadline_ms=1500):
+    def __init__(self, store, keystore, gateway_id="gw1", deadline_ms=1500, input_log_max=100000):
         self.store = store
         self.keystore = keystore
         self.id = gateway_id
         self.deadline = deadline_ms / 1000.0
+        self.input_log_max = input_log_max  # the input log is bounded too: a cut is recorded if it ever matters
         self.counter = int(time.time() * 1000) & 0x3FFFFFFF  # strictly increasing across restarts
         self.last_seen = {}       # node -> monotonic-ish `now` of the last heartbeat
         self.tails = {}           # origin -> EntityLog anchored at the stored head
         self.dirty = set()        # origins whose retained status must be republished
         self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
                          "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0,
-                         "records": 0, "internal_errors": 0}  # (the driver counts the last one: see service.py)
+                         "records": 0, "inputs_pruned": 0, "internal_errors": 0}  # (the driver counts the last one: see service.py)
         self.records = RecordIssuer(store, keystore)  # signed discontinuity records (gateway/records.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
         self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
         self.standby = StandbyOrchestrator(self)       # standby groups, promotion (gateway/standby.py)
+        self.forks = ForkOrchestrator(self)            # forks with a signed lineage (gateway/fork.py)
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -164,7 +167,7 @@ class GatewayCore:
                 self._on_corruption(acts, node, body.get("at"))
         elif leaf == "mig":
             f, body = self._decode_node(node, payload, FR.MIGRATION)
-            if not self.standby.on_reply(acts, node, body):
+            if not (self.standby.on_reply(acts, node, body) or self.forks.on_reply(acts, node, body)):
                 self.migrations.on_reply(acts, node, body)
 
     def _node_down(self, acts, node, why):
@@ -190,6 +193,7 @@ class GatewayCore:
         self._retry_deploys(acts, now)
         self.migrations.tick(acts)
         self.standby.tick(acts, now)
+        self.forks.tick(acts)
         for origin in sorted(self.dirty):
             acts.publish.append(self._daemon_status(origin))
         self.dirty.clear()
@@ -214,8 +218,16 @@ class GatewayCore:
                 self.counters["unknown_daemon"] += 1
                 return
             try:
-                if self.store.log_input(origin, f.sender, f.counter, body["p"]) is not None:
+                iid = self.store.log_input(origin, f.sender, f.counter, body["p"])
+                if iid is not None:
                     self.counters["inputs"] += 1
+                    if iid % 64 == 0:  # (amortised: the cap is a bound, not an exact size)
+                        n = self.store.trim_inputs(origin, self.input_log_max)
+                        if n:
+                            self.counters["inputs_pruned"] += n
+                            log.warning("input log of %08x is at its cap of %d: the %d oldest inputs were dropped "
+                                        "(a promotion that needs them records a NodeCrash)", origin,
+                                        self.input_log_max, n)
             except ConflictingInput:
                 self.counters["conflicts"] += 1
                 log.warning("conflicting input origin=%08x sender=%s counter=%d", origin, f.sender, f.counter)
@@ -322,8 +334,14 @@ class GatewayCore:
         d = self.store.daemon(origin)
         head = self.store.head(origin)
         first = self.store.event(origin, 1)
+        lineage = lineage_of(self.store, origin)
         if head is None:
             cont = S.continuous(0, 0, 0)
+        elif lineage is not None and head.sequence + 1 == self.store.event_count(origin):
+            # a fork, appended through the validating tail from its fork genesis (event 0)
+            at = self.store.event(lineage["parent"], lineage["fork_seq"])
+            cont = S.forked(lineage["fork_seq"], at.forward if at is not None else 0,
+                            self.store.event(origin, 0).link.parent_hash)
         elif first is not None and head.sequence == self.store.event_count(origin):
             # appended through the validating tail from genesis: contiguous by construction
             cont = S.continuous(first.forward, head.sequence, head.forward)
@@ -335,6 +353,8 @@ class GatewayCore:
         phase, last = migration_status(self.store, origin)
         if phase is not None:
             body["migrating"] = phase
+        if lineage is not None:
+            body["fork_of"] = {"origin": lineage["parent"], "fork_seq": lineage["fork_seq"], "why": lineage["why"]}
         group = self.standby.groups.get(origin)
         if group is not None:
             body["group"] = group_summary(group)
@@ -373,6 +393,12 @@ class GatewayCore:
                     raise ValueError("%08x is a standby group's daemon: its group moves it (promotion), not "
                                      "`netedge migrate`" % origin)
                 self.migrations.start(acts, client, rid, origin, to, now)
+            elif op == "fork":
+                origin, to = body.get("origin"), body.get("to")
+                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
+                    raise BadRequest("fork needs 'origin' (u32) and 'to': a node name of at most %d characters"
+                                     % MAX_NAME)
+                self.forks.start(acts, client, rid, origin, to)
             elif op == "group_create":
                 self._group_create(acts, client, rid, body)
             elif op == "group_sync":
@@ -446,6 +472,9 @@ class GatewayCore:
             return acts
         if key.startswith("group:"):
             self.standby.keys_pushed(acts, key, error)
+            return acts
+        if key.startswith("fork:"):
+            self.forks.keys_pushed(acts, key, error)
             return acts
         st = self.store.get_state(key)
         if st is None:

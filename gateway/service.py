@@ -84,7 +84,7 @@ class GatewayService:
         os.makedirs(self.cfg.data_dir, mode=0o700, exist_ok=True)
         self.store = Store(self.cfg.db_path)
         keystore = Keystore(self.store, self.cfg.kek_path)
-        self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms)
+        self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max)
         if self.cfg.http:
             self._start_http()
         b = self.cfg.broker

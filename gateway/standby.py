@@ -30,7 +30,7 @@ REPLY_TIMEOUT_S = 3.0     # a sync or promotion step without an answer is retrie
 ACTIVATE_RETRY_S = 1.0
 # A `replay` frame is decoded whole on the node: each input costs ~150 B of heap there (list,
 # bytes and int objects on a 64-bit port), so frames carry few inputs, not just few bytes.
-REPLAY_FRAME_ITEMS = 16
+REPLAY_FRAME_ITEMS = 8
 REPLAY_FRAME_BYTES = 1500
 MAX_PROMOTIONS_KEPT = 8
 
@@ -426,13 +426,18 @@ class StandbyOrchestrator:
         self._save(st)
 
     def _lost(self, acts, st, missing):
-        """The log cannot rebuild the events after the snapshot: a signed NodeCrash record, the
-        chain marked discontinued, and the group stops (a fork continues it: fork.py)."""
+        """The log cannot rebuild the events after the snapshot: they are lost.  A signed
+        NodeCrash record discontinues the original chain, and a new entity (a fork at the
+        snapshot, with its signed ForkRecord) continues the state on the chosen standby."""
         promo = st["promo"]
+        origin = st["origin"]
         self._send(acts, promo["to"], "stop", st, promo["m"])
-        self.core._publish_record(acts, st["origin"], self.core.records.node_crash(st["origin"], promo["seq"]))
+        self.core._publish_record(acts, origin, self.core.records.node_crash(origin, promo["seq"]))
+        snap = self.store.latest_snapshot(origin)
+        child = self.core.forks.from_snapshot(acts, origin, snap.seq, snap.data, promo["to"],
+                                              "NodeCrash: events %d.. lost" % missing)
         st["step"], st["promo"] = "lost", None
-        st["lost"] = {"snapshot_seq": promo["seq"], "missing": missing, "at": time.time()}
+        st["lost"] = {"snapshot_seq": promo["seq"], "missing": missing, "child": child, "at": time.time()}
         self._save(st)
 
     def _promoted(self, acts, st, seq):

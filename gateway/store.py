@@ -603,6 +603,11 @@ class Store:
                 return
             after_id = rows[-1][0]
 
+    def trim_inputs(self, origin, keep):
+        """Keep only the newest `keep` inputs of `origin`; returns how many were dropped."""
+        return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= (SELECT id FROM inputs WHERE origin = ?"
+                            " ORDER BY id DESC LIMIT 1 OFFSET ?)", (origin, origin, keep)).rowcount
+
     def prune_inputs(self, origin, through_id):
         """Forget inputs up to `through_id` once a durable snapshot covers them; returns the count."""
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= ?", (origin, through_id)).rowcount

@@ -10,8 +10,9 @@ from netedge.gateway.store import Store
 NETEDGE = [sys.executable, "-m", "netedge.gateway.cli"]
 
 
-def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500, http=None):
+def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500, http=None, gateway=None):
     lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "data"', "heartbeat_deadline_ms = %d" % deadline_ms]
+    lines += ["%s = %s" % (k, v) for k, v in (gateway or {}).items()]  # (TOML values, as written)
     if http is not None:
         lines.append('http = "%s"' % http)
     lines += ["", "[broker]", 'url = "mqtt://%s:%d"' % (broker.host, broker.port)]

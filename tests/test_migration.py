@@ -33,12 +33,14 @@ class Stream(threading.Thread):
 
 
 class Cluster:
-    def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, deadline_ms=1500):
+    def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, deadline_ms=1500,
+                 gateway=None, heap=None):
         self.broker = Mosquitto(tmp_path / "broker").start()
-        self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n))
-                      for n in names}
+        self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n),
+                                  **({"heap": heap} if heap else {})) for n in names}
         cfg_nodes = [self.nodes[n] for n in (configured or names) if n in self.nodes]
-        self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes, http=http, deadline_ms=deadline_ms)
+        self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes, http=http, deadline_ms=deadline_ms,
+                                gateway=gateway)
         self.gw = GatewayProc(self.cfg).start()
         for n in self.nodes.values():
             n.start()

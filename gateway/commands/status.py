@@ -6,6 +6,7 @@ from ..config import load
 from .daemon import open_store
 from ..migration import status_of as migration_status
 from ..standby import groups_of
+from ..fork import lineage_of
 from .group import show as show_group
 
 
@@ -34,7 +35,7 @@ def snapshot(store):
                         "status": d.status, "head_seq": head.sequence if head else 0,
                         "continuity": d.continuity or {"kind": "Continuous", "genesis_hash": 0, "head_seq": 0,
                                                        "head_hash": 0},
-                        "migrating": phase,
+                        "migrating": phase, "fork_of": lineage_of(store, d.origin),
                         "last_migration": None if last is None else {
                             k: last[k] for k in ("kind", "migration_seq", "source_node", "target_node")}})
     return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store)}
@@ -63,6 +64,8 @@ def run(args):
             d["origin"], d["kind"], d["host"], d["epoch"], d["status"], d["head_seq"], c["kind"], detail))
         if d["migrating"]:
             print("    migrating: phase %s" % d["migrating"])
+        if d["fork_of"]:
+            print("    fork of %08x at seq %d (%s)" % (d["fork_of"]["parent"], d["fork_of"]["fork_seq"], d["fork_of"]["why"]))
         m = d["last_migration"]
         if m:
             print("    last migration: Migrated{migration_seq=%d, source_node=%s, target_node=%s}" % (

@@ -1,0 +1,160 @@
+"""Forks (docs/PROTOCOL.md §17): a new daemon identity that continues another's state from a
+snapshot, with a verifiable lineage.  Sans-I/O like the other orchestrators.
+
+Two ways in: `netedge fork ORIGIN --to NODE` (the parent keeps running; its host snapshots it
+without stopping), and a standby group whose events were truly lost (standby.py `_lost`): the
+new entity continues from the last synced snapshot while the original is discontinued.
+
+The child's chain starts at the fork genesis link {child, horizon 0, seq 0, parent:
+H8(parent origin ‖ fork_seq ‖ "fork")} (§8), stored as the child's event 0, so every later
+event validates against it; the ForkRecord, signed by the gateway, is stored, broadcast
+retained on the child's `continuity` topic, and shown by `netedge record list`.  On the node
+the child is restored through the migration target's path (restore -> go).
+"""
+import logging
+import time
+
+from ..shared import cbor
+from ..shared import frame as FR
+from ..shared import records as R
+from ..shared import topics as T
+from ..shared.dedup import InputWindow
+from ..shared.fork import ForkRecord
+from ..shared.link import CausalLink
+from ..shared.log import ChainEvent
+from .records import sign
+
+log = logging.getLogger("netedge.gateway")
+
+PREFIX = "fork:"
+STEP_TIMEOUT_S = 10.0
+KEYS_TIMEOUT_S = 30.0
+
+
+def key_of(origin):
+    return "%s%08x" % (PREFIX, origin)
+
+
+def lineage_of(store, origin):
+    """The finished fork that created `origin` ({"parent", "fork_seq", ...}), or None."""
+    return store.get_state("forked:%08x" % origin)
+
+
+class ForkOrchestrator:
+    def __init__(self, core):
+        self.core = core
+        self.store = core.store
+
+    def _send(self, acts, node, cmd, st, **extra):
+        body = dict(extra, cmd=cmd, m=st["m"], origin=st["origin"])
+        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+
+    def _next_id(self):
+        self.core.counter = (self.core.counter + 1) & 0xFFFFFFFF
+        return self.core.counter
+
+    # -- requests -------------------------------------------------------------------------
+
+    def start(self, acts, client, rid, parent, to):
+        """`netedge fork`: snapshot the running parent (it keeps running), then fork."""
+        d = self.store.daemon(parent)
+        if d is None:
+            raise ValueError("unknown daemon %08x" % parent)
+        if d.status != "active":
+            raise ValueError("daemon %08x is %s: only an active daemon can be snapshotted for a fork" % (parent, d.status))
+        n = self.store.node(to)
+        if n is None or n.status != "online":
+            raise ValueError("node %r is %s" % (to, "unknown" if n is None else n.status))
+        if d.kind not in (n.info.get("kinds") or []):
+            raise ValueError("node %r cannot host kind %r (it has %s)" % (to, d.kind, n.info.get("kinds")))
+        if self.store.get_state(key_of(parent)) is not None:
+            raise ValueError("a fork of %08x is being prepared already" % parent)
+        st = {"origin": parent, "m": self._next_id(), "step": "snap", "to": to, "kind": d.kind,
+              "client": client, "rid": rid, "at": time.time(), "why": "requested"}
+        self.store.put_state(key_of(parent), st)
+        self._send(acts, d.host_node, "snap", st)
+
+    def from_snapshot(self, acts, parent, fork_seq, rec, to, why, client=None, rid=None):
+        """Create the child: identity, signed lineage, its genesis; then provision and restore it."""
+        d = self.store.daemon(parent)
+        info = self.core.keystore.generate(d.kind)
+        child = info.origin
+        fr = ForkRecord.create(parent, child, fork_seq, snapshot_seq=fork_seq)
+        self.store.add_daemon(child, d.kind, info.public_key, host_node=to, epoch=1, status="provisioning")
+        self.store.append_event(ChainEvent(fr.fork_genesis, b""), epoch=1)
+        envelope = sign(self.core.keystore, R.KIND_FORK, fr)
+        R.check_structure(envelope)
+        self.store.add_record("fork", child, fr.to_bytes(), envelope[-R.SIGNATURE_SIZE:],
+                              self.core.keystore.gateway_public_key)
+        acts.publish.append((T.daemon(child, "continuity"), self.core._frame(FR.FORK_RECORD, {"r": envelope}), 1, True))
+        self.core.counters["records"] += 1
+        r = cbor.loads(rec)  # the parent's record (§12), re-rooted at the fork genesis
+        # (a fresh input window: the child has an inbox of its own, its senders start anew)
+        r.update(origin=child, epoch=1, head=fr.fork_genesis.to_bytes(), next=fr.fork_genesis.forward_hash(b""),
+                 last=None, window=InputWindow().to_obj())
+        st = {"origin": child, "parent": parent, "fork_seq": fork_seq, "m": self._next_id(), "step": "keys",
+              "to": to, "kind": d.kind, "rec": cbor.dumps(r, True).hex(), "why": why, "client": client,
+              "rid": rid, "at": time.time()}
+        self.store.put_state(key_of(child), st)
+        log.warning("fork of %08x at seq %d: %08x on %s (%s)", parent, fork_seq, child, to, why)
+        acts.push_keys.append((to, self.core._slots(to), key_of(child)))
+        return child
+
+    # -- driver callbacks ------------------------------------------------------------------------
+
+    def keys_pushed(self, acts, key, error):
+        st = self.store.get_state(key)
+        if st is None or st["step"] != "keys":
+            return
+        if error:
+            return self._fail(acts, st, "provisioning the key slot on %s failed: %s" % (st["to"], error))
+        st.update(step="restore", at=time.time())
+        self.store.put_state(key, st)
+        self._send(acts, st["to"], "restore", st, kind=st["kind"], epoch=1, rec=bytes.fromhex(st["rec"]))
+
+    def on_reply(self, acts, node, body):
+        """A MIGRATION frame; True when it belonged to a fork."""
+        op, m, origin = body.get("op"), body.get("m"), body.get("o")
+        st = self.store.get_state(key_of(origin)) if type(origin) is int else None
+        if st is None or st["m"] != m:
+            return False
+        if op == "failed":
+            self._fail(acts, st, "%s answered %s: %s" % (node, body.get("code"), body.get("detail")))
+        elif op == "snap" and st["step"] == "snap":
+            rec = body.get("rec")
+            if not isinstance(rec, bytes):
+                raise FR.MalformedFrame("snap needs rec: bytes")
+            r = cbor.loads(rec)
+            seq = CausalLink.from_bytes(r["head"]).sequence
+            self.store.delete_state(key_of(origin))
+            self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
+        elif op == "restored" and st["step"] == "restore" and node == st["to"]:
+            st.update(step="go", at=time.time())
+            self.store.put_state(key_of(origin), st)
+            self._send(acts, node, "go", st)
+        elif op == "active" and st["step"] == "go" and node == st["to"]:
+            self.store.delete_state(key_of(origin))
+            self.store.put_state("forked:%08x" % origin, {"parent": st["parent"], "fork_seq": st["fork_seq"],
+                                                          "node": node, "why": st["why"], "at": time.time()})
+            self.store.update_daemon(origin, status="active")
+            self.core.dirty.update((origin, st["parent"]))
+            log.warning("fork %08x of %08x at seq %d is active on %s", origin, st["parent"], st["fork_seq"], node)
+            if st.get("client") is not None:
+                self.core._reply(acts, st["client"], st["rid"], True, result={
+                    "origin": origin, "parent": st["parent"], "fork_seq": st["fork_seq"], "node": node})
+        return True
+
+    def _fail(self, acts, st, why):
+        self.store.delete_state(key_of(st["origin"]))
+        if "parent" in st:
+            self.store.update_daemon(st["origin"], status="failed")
+        log.error("fork of %08x failed: %s", st.get("parent", st["origin"]), why)
+        if st.get("client") is not None:
+            self.core._reply(acts, st["client"], st["rid"], False, error="fork failed: %s" % why)
+
+    def tick(self, acts):
+        now = time.time()
+        for key, st in self.store.list_states(PREFIX):
+            limit = KEYS_TIMEOUT_S if st["step"] == "keys" else STEP_TIMEOUT_S
+            if now - st["at"] > limit:
+                self._fail(acts, st, "no answer in step %s for %ds" % (st["step"], limit))
