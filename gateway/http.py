@@ -118,11 +118,13 @@ class History:
         self.markers = {}     # origin hex -> deque[{t, kind, label}]
         self._epochs = {}
         self._migrations = {}
+        self._promotions = {}
         self.lock = threading.Lock()
 
     def sample(self, store):
         now = self.clock()
         snap = snapshot(store)
+        groups = {"%08x" % g["origin"]: g for g in snap["groups"]}
         with self.lock:
             for d in snap["daemons"]:
                 o = d["origin"]
@@ -133,6 +135,12 @@ class History:
                     marks.append({"t": round(now, 2), "kind": "epoch",
                                   "label": "epoch %d -> %d" % (last_epoch, d["epoch"])})
                 self._epochs[o] = d["epoch"]
+                g = groups.get(o)
+                p = g["last_promotion"] if g else None
+                if p is not None and self._promotions.get(o) != p["at"]:
+                    self._promotions[o] = p["at"]
+                    marks.append({"t": round(p["at"], 2), "kind": "promotion",
+                                  "label": "promoted %s (%s -> %s) epoch %d" % (p["to"], p["from"], p["to"], p["epoch"])})
                 done = store.get_state("migrated:%s" % o)
                 if done is not None and self._migrations.get(o) != done.get("m"):
                     self._migrations[o] = done.get("m")
@@ -254,6 +262,23 @@ def render_chain_svg(origin, hist, now, span=None, w=560, h=110):
     return "".join(parts)
 
 
+def render_groups(snap):
+    rows = ["<tr><th>group</th><th>kind</th><th>state</th><th>members (role, keeps seq)</th><th>last sync</th>"
+            "<th>last promotion</th></tr>"]
+    for g in snap["groups"]:
+        members = ", ".join("%s %s%s seq %s" % (n, m["role"], "" if m["up"] else " DOWN",
+                                                "-" if m["seq"] is None else m["seq"])
+                            for n, m in sorted(g["members"].items(), key=lambda x: (x[1]["role"] != "active", x[0])))
+        p = g["last_promotion"]
+        rows.append("<tr><td>%08x</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+            g["origin"], e(g["kind"]), e(g["step"]), e(members),
+            e("seq %d" % g["last_sync"]["seq"] if g["last_sync"] else "-"),
+            e("%s -> %s, epoch %d, %d ms (%s)" % (p["from"], p["to"], p["epoch"], p["ms"], p["why"]) if p else "-")))
+    if not snap["groups"]:
+        rows.append('<tr><td colspan="6" class="none">no standby groups</td></tr>')
+    return "".join(rows)
+
+
 def render_chains(snap):
     out = []
     for d in snap["daemons"]:
@@ -266,6 +291,7 @@ def render_chains(snap):
 
 def fragments(snap):
     return {"nodes": render_nodes(snap), "daemons": render_daemons(snap), "records": render_records(snap),
+            "groups": render_groups(snap),
             "chains": render_chains(snap),
             "updated": e(time.strftime("%H:%M:%S", time.localtime(snap["now"])))}
 
@@ -278,7 +304,7 @@ th{background:#f2f2f2}.none{color:#888}.st-online{color:#070}.st-suspect{color:#
 .phase{font-weight:bold;color:#06c}.chainbox{display:inline-block;margin:0 1em 1em 0}
 svg .plot{fill:#fafafa;stroke:#ccc}svg .head{fill:none;stroke:#222;stroke-width:1.5}
 svg .ax{font-size:10px;fill:#666}svg .marker{stroke-width:2}svg .migration{stroke:#06c}
-svg .epoch{stroke:#e80;stroke-dasharray:3 2}
+svg .epoch{stroke:#e80;stroke-dasharray:3 2}svg .promotion{stroke:#c00}
 """
 
 SCRIPT = """
@@ -303,11 +329,12 @@ def render_page(snap, gateway_id=""):
             "<small>(live: server-sent events every %.1f s)</small></p>"
             "<h2>Nodes</h2><table id=\"nodes\">%s</table>"
             "<h2>Daemons</h2><table id=\"daemons\">%s</table>"
-            "<h2>Chain health</h2><p><small>head sequence over time; blue: completed migration, "
-            "orange dashed: epoch change (cutover or promotion)</small></p><div id=\"chains\">%s</div>"
+            "<h2>Standby groups</h2><table id=\"groups\">%s</table>"
+            "<h2>Chain health</h2><p><small>head sequence over time; blue: completed migration, red: standby "
+            "promotion, orange dashed: epoch change (cutover or promotion)</small></p><div id=\"chains\">%s</div>"
             "<h2>Recent signed records</h2><table id=\"records\">%s</table>"
             "<script>%s</script></body></html>\n") % (
-        e(gateway_id), STYLE, e(gateway_id), f["updated"], SAMPLE_S, f["nodes"], f["daemons"], f["chains"],
+        e(gateway_id), STYLE, e(gateway_id), f["updated"], SAMPLE_S, f["nodes"], f["daemons"], f["groups"], f["chains"],
         f["records"], SCRIPT)
 
 

@@ -53,6 +53,18 @@ def test_kill9_active_promotes_a_standby(tmp_path, firmware):
         out = cli(c.cfg, "status").stdout
         assert "GROUPS" in out and "last promotion: n1 -> %s at epoch 2" % p["to"] in out, out
         print(out)
+        # the status page's view of the same store: the group, its roles and the promotion
+        from netedge.gateway.http import History, build_status, render_page
+        st = c.gw.store()
+        try:
+            h = History()
+            h.sample(st)
+            snap = build_status(st, h)
+            html = render_page(snap, "gw1")
+        finally:
+            st.close()
+        assert "Standby groups" in html and "n1 -&gt; %s, epoch 2" % p["to"] in html, html
+        assert any(m["kind"] == "promotion" for m in snap["history"]["%08x" % a]["markers"])
     except Exception:
         print(c.gw.output()[-6000:])
         raise
