@@ -97,7 +97,7 @@ def test_server_routes(store):
             assert r.headers.get("Content-Type") == "text/event-stream"
             data = [r.readline() for _ in range(6)]
         ev = json.loads(next(x for x in data if x.startswith(b"data: "))[6:])
-        assert set(ev["html"]) == {"nodes", "daemons", "records", "chains", "updated"}
+        assert set(ev["html"]) == {"nodes", "daemons", "groups", "records", "chains", "updated"}
         assert 'data-phase="Superposed"' in ev["html"]["daemons"]
         with pytest.raises(urllib.error.HTTPError) as ex:
             _get(srv.url + "nope")
