@@ -32,6 +32,7 @@ ACTIVATE_RETRY_S = 1.0
 # bytes and int objects on a 64-bit port), so frames carry few inputs, not just few bytes.
 REPLAY_FRAME_ITEMS = 8
 REPLAY_FRAME_BYTES = 1500
+FEED_WINDOW = 3           # feed batches in flight: hides the round trip, stays within a node's queue
 MAX_PROMOTIONS_KEPT = 8
 
 
@@ -217,8 +218,8 @@ class StandbyOrchestrator:
         if promo and m == promo["m"] and node == promo["to"]:
             if op == "restored":
                 self._replay(acts, st)
-            elif op == "fed" and body.get("b") == promo.get("b"):
-                self._feed(acts, st)
+            elif op == "fed":
+                self._feed(acts, st, body.get("b"))
             elif op == "listening":
                 self._catch_up(acts, st)
             elif op == "active":
@@ -395,20 +396,24 @@ class StandbyOrchestrator:
             return
         # (RAM only: a restarted gateway times the promotion out and promotes again)
         self.backlog[st["origin"]] = [list(self._batches(items)), last_id]
-        promo["replayed"], promo["b"] = len(items), -1
-        self._feed(acts, st)
+        promo["replayed"], promo["sent"], promo["acked"] = len(items), 0, 0
+        self._feed(acts, st, None)
 
-    def _feed(self, acts, st):
-        """One acknowledged batch at a time (a board buffers little); then `listen`."""
+    def _feed(self, acts, st, fed):
+        """A few acknowledged batches in flight (a board buffers little); then `listen`."""
         promo = st["promo"]
         backlog = self.backlog.get(st["origin"])
-        if backlog is None:
-            return
-        promo["b"] += 1
+        if backlog is None or (fed is not None and fed != promo["acked"]):
+            return  # (a repeated or unexpected `fed`)
+        if fed is not None:
+            promo["acked"] += 1
         promo["at"] = time.time()
-        if promo["b"] < len(backlog[0]):
-            self._send(acts, promo["to"], "feed", st, promo["m"], inputs=backlog[0][promo["b"]], b=promo["b"])
-        else:
+        batches = backlog[0]
+        while promo["sent"] < len(batches) and promo["sent"] - promo["acked"] < FEED_WINDOW:
+            b = promo["sent"]
+            self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batches[b], b=b)
+            promo["sent"] += 1
+        if promo["acked"] == len(batches):
             self._send(acts, promo["to"], "listen", st, promo["m"])
 
     def _catch_up(self, acts, st):

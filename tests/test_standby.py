@@ -31,12 +31,13 @@ def wait_running(c, origin, timeout=20):
 
 
 def test_kill9_active_promotes_a_standby(tmp_path, firmware):
-    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"])
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3", "n4"])  # n4: outside the group, a recruit
     try:
         a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "40")
         g = group_of(c, a)
         assert g["active"] == "n1" and g["last_sync"]["seq"] == 0
         assert {n: m["role"] for n, m in g["members"].items()} == {"n1": "active", "n2": "standby", "n3": "standby"}
+        assert "sync of %08x requested from its active n1" % a in cli(c.cfg, "group", "sync", "%08x" % a).stdout
         s = Stream(c.obs, a, 1, 600, rate=200)
         s.start()
         time.sleep(1.2)
@@ -50,6 +51,10 @@ def test_kill9_active_promotes_a_standby(tmp_path, firmware):
         p = g["promotions"][-1]
         assert p["from"] == "n1" and p["to"] in ("n2", "n3") and p["epoch"] == 2, p
         check_chain(c, a, 600, 2, p["to"])
+        # a replacement standby was recruited on the node outside the group, and keeps a copy
+        c.gw.wait_for(lambda st: (st.get_state("group:%08x" % a)["members"].get("n4") or {}).get("seq") is not None,
+                      20, "n4 recruited")
+        assert "n4         standby  up" in cli(c.cfg, "group", "list").stdout
         out = cli(c.cfg, "status").stdout
         assert "GROUPS" in out and "last promotion: n1 -> %s at epoch 2" % p["to"] in out, out
         print(out)
