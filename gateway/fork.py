@@ -20,9 +20,9 @@ from ..shared import records as R
 from ..shared import topics as T
 from ..shared.dedup import InputWindow
 from ..shared.fork import ForkRecord
-from ..shared.link import CausalLink
 from ..shared.log import ChainEvent
 from .records import sign
+from .standby import check_snapshot
 
 log = logging.getLogger("netedge.gateway")
 
@@ -121,11 +121,8 @@ class ForkOrchestrator:
         if op == "failed":
             self._fail(acts, st, "%s answered %s: %s" % (node, body.get("code"), body.get("detail")))
         elif op == "snap" and st["step"] == "snap":
-            rec = body.get("rec")
-            if not isinstance(rec, bytes):
-                raise FR.MalformedFrame("snap needs rec: bytes")
-            r = cbor.loads(rec)
-            seq = CausalLink.from_bytes(r["head"]).sequence
+            head, _ = check_snapshot(body, origin)
+            rec, seq = body["rec"], head.sequence
             self.store.delete_state(key_of(origin))
             self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
         elif op == "restored" and st["step"] == "restore" and node == st["to"]:

@@ -182,14 +182,12 @@ class StandbyOrchestrator:
         if st is None or type(m) is not int:
             return False
         sync, promo = st["sync"] or {}, st["promo"] or {}
+        seq = body.get("seq")
+        if op in ("kept", "demoted", "active", "fed") and not (type(seq) is int and seq >= -1):
+            raise FR.MalformedFrame("%s needs seq: int" % op)
         if op == "snap" and node == st["active"] and m == sync.get("m"):
-            rec = body.get("rec")
-            if not isinstance(rec, bytes):
-                raise FR.MalformedFrame("snap needs rec: bytes")
-            r = cbor.loads(rec)
-            head = CausalLink.from_bytes(r["head"])
-            if head.origin_hash != origin:
-                raise FR.MalformedFrame("snap of another origin")
+            head, r = check_snapshot(body, origin)
+            rec = body["rec"]
             self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
             st["last_sync"] = {"seq": head.sequence, "at": time.time()}
             st["sync"]["at"] = time.time()
@@ -200,7 +198,7 @@ class StandbyOrchestrator:
                 self._synced(acts, st)
             return True
         if op == "kept" and node in st["members"]:
-            st["members"][node]["seq"] = body.get("seq")
+            st["members"][node]["seq"] = seq
             if st["sync"] is not None and all(mb["seq"] == st["last_sync"]["seq"] for n, mb in st["members"].items()
                                               if mb["role"] == "standby" and mb["up"]):
                 self._synced(acts, st)
@@ -486,6 +484,21 @@ class StandbyOrchestrator:
                 head = self.store.head(st["origin"])
                 if last and head and head.sequence > last["seq"] and t - last["at"] >= st["sync_s"]:
                     self.sync(acts, st)
+
+
+def check_snapshot(body, origin):
+    """(head link, record map) of a `snap` reply's record; MalformedFrame when it is not one of `origin`."""
+    rec = body.get("rec")
+    if not isinstance(rec, bytes):
+        raise FR.MalformedFrame("snap needs rec: bytes")
+    r = cbor.loads(rec)
+    if not isinstance(r, dict) or not isinstance(r.get("head"), bytes) or type(r.get("next")) is not int \
+            or not 0 <= r["next"] < 1 << 64:
+        raise FR.MalformedFrame("snap rec must be a daemon record (head link, next hash)")
+    head = CausalLink.from_bytes(r["head"])
+    if head.origin_hash != origin or r.get("origin") != origin:
+        raise FR.MalformedFrame("snap of another origin")
+    return head, r
 
 
 def summary(st):

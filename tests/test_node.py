@@ -153,6 +153,13 @@ def test_garbage_on_every_subscribed_topic(nodes, observer):
                FR.encode(FR.CONTROL, "gw", 2, {"cmd": "activate", "origin": "x"}),
                FR.encode(FR.CONTROL, "gw", 3, {"cmd": "activate", "origin": 5, "kind": "nope", "epoch": 1}),
                FR.encode(FR.CONTROL, "gw", 4, {"cmd": "activate", "origin": 5, "kind": "counter", "epoch": 1})]
+    # standby-group commands (§17) with missing, wrong or unmatched fields: refused, o untouched
+    ctl_bad += [FR.encode(FR.CONTROL, "gw", 10 + i, b) for i, b in enumerate([
+        {"cmd": "keep", "origin": 5, "m": 1}, {"cmd": "keep", "origin": 5, "m": 1, "rec": b"junk"},
+        {"cmd": "keep", "origin": o, "m": 1, "rec": b"junk"}, {"cmd": "promote", "origin": 5, "m": 2},
+        {"cmd": "feed", "origin": o, "m": 3, "inputs": 7}, {"cmd": "listen", "origin": o, "m": 3},
+        {"cmd": "demote", "origin": o, "m": 4}, {"cmd": "demote", "origin": o, "m": 5, "epoch": 0},
+        {"cmd": "snap", "origin": 5, "m": 6}, {"cmd": "promote", "origin": o, "m": "x"}])]
     for g in ctl_bad:
         observer.publish_raw(T.node("n1", "ctl"), g)
     observer.send_input(o, b"4")
