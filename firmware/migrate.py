@@ -23,12 +23,14 @@ MIG_BYTES = const(4096)  # ... and their frame bytes
 MAX_REC = const(6144)    # a snapshot rides one MIGRATION frame in v1
 
 
-def command(self, ready, cmd, origin, body):
+def command(self, ready, cmd, origin, body, handler=None):
+    """Run a migration (or, with `handler`, a standby-group) command; a typed failure becomes a
+    `failed` reply the gateway acts on."""
     m = body.get("m")
     if not (isinstance(origin, int) and type(m) is int):
         raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
     try:
-        _command(self, ready, cmd, m, origin, body)
+        (handler or _command)(self, ready, cmd, m, origin, body)
     except F.HostFailure as e:
         reply(self, ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
 

@@ -248,8 +248,9 @@ class NodeCore:
             from .migrate import command  # (loaded by the first migration only)
             command(self, ready, cmd, origin, body)
         elif cmd in ("keep", "snap", "promote", "feed", "listen", "demote"):
-            from .standby import command  # (loaded by the first standby-group command only)
-            command(self, ready, cmd, origin, body)
+            from .migrate import command
+            from .standby import command as group  # (loaded by the first standby-group command only)
+            command(self, ready, cmd, origin, body, group)
         elif cmd == "stop":
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")

@@ -18,17 +18,8 @@ from ..shared.link import CausalLink
 from .migrate import MAX_REC, reply
 
 
-def command(self, ready, cmd, origin, body):
-    m = body.get("m")
-    if not (isinstance(origin, int) and type(m) is int):
-        raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
-    try:
-        _command(self, ready, cmd, m, origin, body)
-    except F.HostFailure as e:
-        reply(self, ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
-
-
-def _command(self, ready, cmd, m, origin, body):
+def command(self, ready, cmd, m, origin, body):
+    """One group command (migrate.command checks m and origin, and turns failures into replies)."""
     name = "s%08x" % origin
     host = self.hosts.get(origin)
     if cmd == "keep":

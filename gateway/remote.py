@@ -13,6 +13,16 @@ from .commands import CliError
 from .service import nodelay
 
 
+def ask(config_path, cmd, **body):
+    """One request to the gateway named by the config at `config_path`; its result (CliError on refusal)."""
+    from .config import load
+    gc = GatewayClient(load(config_path))
+    try:
+        return gc.request(cmd, **body)
+    finally:
+        gc.close()
+
+
 class GatewayClient:
     def __init__(self, cfg, timeout=10):
         b = cfg.broker

@@ -1,5 +1,4 @@
 """netedge fork ORIGIN --to NODE — a new daemon identity continuing another's state (§17)."""
-from ..config import load
 from .daemon import parse_origin
 
 
@@ -17,11 +16,7 @@ def register(sub):
 
 
 def run(args):
-    from ..remote import GatewayClient
-    gc = GatewayClient(load(args.config))
-    try:
-        r = gc.request("fork", origin=parse_origin(args.origin), to=args.to)
-    finally:
-        gc.close()
+    from ..remote import ask
+    r = ask(args.config, "fork", origin=parse_origin(args.origin), to=args.to)
     print("forked %08x at seq %d into %08x on %s" % (r["parent"], r["fork_seq"], r["origin"], r["node"]))
     return 0

@@ -39,12 +39,8 @@ def register(sub):
 
 
 def _request(args, cmd, **body):
-    from ..remote import GatewayClient
-    gc = GatewayClient(load(args.config))
-    try:
-        return gc.request(cmd, **body)
-    finally:
-        gc.close()
+    from ..remote import ask
+    return ask(args.config, cmd, **body)
 
 
 def create(args):
