@@ -138,3 +138,40 @@ def test_demo_interrupted_leaves_no_process(tmp_path, sig):
     else:
         assert rc == -signal.SIGKILL
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_demo_keep_leaves_it_running_to_explore(tmp_path):
+    """--keep: after the summary the printed commands work against the running system, the
+    status page answers, and Ctrl-C then stops it all (exit 0), keeping the work folder."""
+    import urllib.request
+    p = subprocess.Popen([NETEDGE, "demo", "--keep", "--inputs", "100"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    out = []
+    try:
+        for line in p.stdout:
+            out.append(line)
+            if line.startswith("  the boards' flash folders"):
+                break
+        text = "".join(out)
+        assert "Everything keeps running (--keep) until Ctrl-C" in text, text
+        status = re.search(r"^  (\S+ status --config \S+)$", text, re.M).group(1).split()
+        res = subprocess.run(status, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "Continuous{" in res.stdout and "host=n2" in res.stdout, res.stdout + res.stderr
+        trace = re.search(r"^  (\S+ trace --config \S+)$", text, re.M).group(1).split()
+        res = subprocess.run(trace + ["--count", "1", "--timeout", "20"], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "STATUS" in res.stdout, res.stdout + res.stderr
+        url = re.search(r"^  status page: (\S+)$", text, re.M).group(1)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and b"daemon-" in r.read()
+        pids = node_pids(text)
+        p.send_signal(signal.SIGINT)
+        rest = p.stdout.read()
+        assert p.wait(30) == 0, text + rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert all(gone(pid) for pid in pids), pids
+    work = re.search(r"^work folder kept: (\S+)$", rest, re.M).group(1)
+    assert os.path.exists(os.path.join(work, "netedge.toml"))
+    shutil.rmtree(work)
