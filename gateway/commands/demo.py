@@ -381,14 +381,13 @@ class Demo:
         """Stop everything this demo started, in dependency order; never raises."""
         if self.stream is not None:
             self.stream.stop()
-        for c in (self.sensor,):
-            if c is not None:
-                c.loop_stop()
-                c.disconnect()
+        if self.sensor is not None:
+            _quietly(self.sensor.loop_stop)
+            _quietly(self.sensor.disconnect)
         if self.client is not None:
             _quietly(self.client.close)
         for b in self.boards:
-            b.signal(signal.SIGINT)  # all at once: they stop in parallel
+            _quietly(functools.partial(b.signal, signal.SIGINT))  # all at once: they stop in parallel
         for b in self.boards:
             _quietly(b.stop)
         if self.svc is not None:
