@@ -244,16 +244,10 @@ class Demo:
         self.node_ids = [tag + n for n in NODES]
         self.gw_id = tag + "demo"
         self.boards = []
-        self.cfg = None
-        self.svc = None
-        self.thread = None
-        self.gateway_error = None
-        self.store = None
-        self.client = None
-        self.sensor = None
-        self.stream = None
-        self.origin = None
-        self.log_handler = None
+        # filled in as the steps run; close() stops whatever exists by then
+        self.cfg = self.svc = self.thread = self.store = self.client = self.log_handler = None  # start_gateway
+        self.origin = self.sensor = self.stream = None  # deploy_counter, stream_inputs
+        self.gateway_error = None  # what ended the gateway's thread, if it ended
 
     def say(self, text):
         self.out.write("      %s\n" % text)
