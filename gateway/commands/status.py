@@ -23,6 +23,7 @@ def snapshot(store):
     for n in store.nodes():
         nodes.append({"node": n.node_id, "status": n.status, "board": n.info.get("board"), "heap": n.info.get("heap"),
                       "daemons": len(n.info.get("daemons") or []),
+                      "kinds": [str(k) for k in n.info.get("kinds") or []],
                       "seen_s_ago": None if n.last_seen is None else round(now - n.last_seen, 1)})
     daemons = []
     for d in store.daemons():
@@ -42,8 +43,9 @@ def render(snap):
     """The human-readable status, as lines (`netedge status`, `netedge demo`)."""
     out = ["NODES"]
     for n in snap["nodes"]:
-        out.append("  %-10s %-8s %-10s heap=%-7s daemons=%d seen %ss ago" % (
-            n["node"], n["status"], n["board"] or "-", n["heap"], n["daemons"], n["seen_s_ago"]))
+        out.append("  %-10s %-8s %-10s heap=%-7s daemons=%d kinds=%s seen %ss ago" % (
+            n["node"], n["status"], n["board"] or "-", n["heap"], n["daemons"], ",".join(n["kinds"]) or "-",
+            n["seen_s_ago"]))
     if not snap["nodes"]:
         out.append("  (none yet: nodes appear with their first heartbeat)")
     out.append("DAEMONS")
