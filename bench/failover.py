@@ -135,7 +135,7 @@ def main():
             len(kills) + len(frozen), d.epoch, d.host_node, c.gw.store().event_count(origin)))
     finally:
         if stream is not None:
-            stream.n = 0  # (a daemon thread: it dies with the process)
+            stream.stopping.set()
         c.close()
 
 

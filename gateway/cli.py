@@ -11,7 +11,7 @@ from netedge.gateway import __version__
 from netedge.gateway.commands import CliError
 
 # subcommand modules under netedge.gateway.commands, in --help order
-COMMANDS = ("gateway", "daemon", "group", "migrate", "fork", "status", "proof", "record", "provision", "trace")
+COMMANDS = ("demo", "gateway", "daemon", "group", "migrate", "fork", "status", "proof", "record", "provision", "trace")
 
 DESCRIPTION = """\
 netedge: daemons that survive node failures, on microcontrollers.

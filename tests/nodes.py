@@ -4,11 +4,8 @@
 Expectations are checked with the shared verifier (EntityLog, ContinuityProof), not by trusting
 the node.
 """
-import json
 import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -22,9 +19,7 @@ from netedge.shared.link import CausalLink
 from netedge.shared.log import ChainEvent, Duplicate, EntityLog
 from netedge.shared import cbor
 
-from conftest import micropython_cmd
-
-NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
+from netedge.tools.fleet import NODE_HEAP, VirtualBoard, node_config, publish_input
 
 
 def daemon_key(name):
@@ -37,65 +32,16 @@ def daemon_origin(name):
     return origin_hash(daemon_key(name)[0])
 
 
-class NodeProc:
-    """One virtual board: a folder (its flash) and a micropython process running the firmware."""
+class NodeProc(VirtualBoard):
+    """A virtual board (netedge.tools.fleet) configured the tests' way: deterministic test keys
+    for `daemons` [(kind, name)], `hosted` daemon names activated at first boot."""
 
     def __init__(self, fw_dir, root, node_id, broker, daemons=(), hosted=(), heap=NODE_HEAP, heartbeat_ms=300,
                  extra=None):
-        self.fw_lib = os.path.join(fw_dir, "lib")
-        self.dir = os.path.join(str(root), node_id)
-        os.makedirs(self.dir, exist_ok=True)
-        self.node_id = node_id
-        self.heap = heap
-        self.proc = None
-        keys = []
-        for kind, name in daemons:
-            pub, seed = daemon_key(name)
-            keys.append({"kind": kind, "public": pub.hex()})
-        cfg = {"node_id": node_id, "broker": {"host": broker.host, "port": broker.port, "keepalive": 5},
-               "heartbeat_ms": heartbeat_ms, "keys": keys,
-               "host": ["%08x" % daemon_origin(n) for n in hosted]}
-        cfg.update(extra or {})
-        with open(os.path.join(self.dir, "netedge.json"), "w") as f:
-            json.dump(cfg, f)
-        self.log_path = os.path.join(self.dir, "node.log")
-
-    def start(self):
-        code = ("import sys; sys.path.insert(0, %r); from netedge.firmware.main import start; start('netedge.json')"
-                % self.fw_lib)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + self.heap, "-c", code],
-                                     cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
-        return self
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.alive():
-            os.kill(self.proc.pid, sig)
-
-    def kill(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait(5)
-            self.log.close()
-            self.proc = None
-
-    def stop(self):
-        """Clean stop: SIGINT raises KeyboardInterrupt in MicroPython, which ends the process."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
-
-    def output(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        keys = [{"kind": kind, "public": daemon_key(name)[0].hex()} for kind, name in daemons]
+        cfg = node_config(node_id, broker.host, broker.port, heartbeat_ms=heartbeat_ms, keys=keys,
+                          hosted=["%08x" % daemon_origin(n) for n in hosted], extra=extra)
+        super().__init__(fw_dir, root, node_id, cfg, heap=heap)
 
     def record_path(self, name):
         return os.path.join(self.dir, "state", "d%08x.rec" % daemon_origin(name))
@@ -162,17 +108,10 @@ class Observer:
         if counter is None:
             self.counter += 1
             counter = self.counter
-        data = FR.encode(FR.INPUT, sender, counter, {"p": payload})
-        for _ in range(50):
-            info = self.c.publish(T.daemon(origin, "in"), data, qos=1)
-            try:
-                info.wait_for_publish(2)
-                if info.is_published():
-                    return counter
-            except (RuntimeError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError("broker never accepted input %d" % counter)
+        try:
+            return publish_input(self.c, origin, payload, sender, counter)
+        except RuntimeError as e:
+            raise AssertionError(str(e))
 
     def publish_raw(self, topic, data, qos=1):
         self.c.publish(topic, data, qos=qos).wait_for_publish(2)

@@ -1,35 +1,20 @@
 """Live migration end to end (PROTOCOL §16): real Mosquitto, a real gateway process, unix-port
 nodes; inputs stream in while the daemon moves.  The gateway's log must stay one contiguous
 chain, every input processed exactly once and in order."""
-import threading
 import time
 
 
 from netedge.shared import status as S
+from netedge.tools.fleet import InputStream
 
 from gateways import GatewayProc, cli, deploy, write_config
 from mosquitto import Mosquitto
 from nodes import NodeProc, Observer, assert_in_order, event_outputs
 
 
-class Stream(threading.Thread):
-    """Publishes inputs 1..n at about `rate` per second."""
-
-    def __init__(self, obs, origin, first, n, rate=200):
-        super().__init__(daemon=True)
-        self.obs, self.origin, self.first, self.n, self.rate = obs, origin, first, n, rate
-        self.error = None
-
-    def run(self):
-        try:
-            t0 = time.monotonic()
-            for i in range(self.first, self.first + self.n):
-                self.obs.send_input(self.origin, b"%d" % i, counter=i)
-                ahead = (i - self.first + 1) / self.rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        except Exception as e:  # pragma: no cover (reported by the test)
-            self.error = e
+def Stream(obs, origin, first, n, rate=200):
+    """Publishes inputs first..first+n-1 at about `rate` per second (a thread: start() it)."""
+    return InputStream(obs.send_input, origin, first, n, rate)
 
 
 class Cluster:

