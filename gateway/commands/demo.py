@@ -32,6 +32,10 @@ unix port, 96 KB heap each) in a temporary folder, then
   check every input was processed exactly once, in order
   show its ContinuityStatus, make a 36-byte ContinuityProof over the whole chain
   and verify it link by link
+  run a second counter in a standby group of 3, kill -9 its active's node under
+  a stream and watch a standby take over at a new epoch: same chain, no input lost
+  fork the first daemon into a new identity with a signed, verifiable lineage
+  print every ContinuityStatus and every signed record, verified
 
 and end with a summary table.  Exit 0 when every step passed; otherwise the failing
 step says why, everything is stopped and the exit status is 1 (130 on Ctrl-C)."""
@@ -208,14 +212,94 @@ def prove_chain(demo):
     return "VALID, %d links, %d bytes" % (links, len(data))
 
 
-# The scenario, in order.  Issue 7 also asks for two steps that land with standby groups and
-# fork on main; each is one more function here (see the comment at the top of this section):
-#   - "kill -9 the active's node, a standby takes over": between migrate_live and exactly_once,
-#     so the stream runs through the takeover and exactly_once/prove_chain cover it
-#     (demo.boards[i].kill() is the kill -9; the daemon must then be deployed as a standby group);
-#   - "fork it": after prove_chain.
+@step("create a standby group of 3")
+def create_group(demo):
+    # the active on the board the first daemon left, so the kill -9 below spares that one
+    ids = demo.node_ids
+    r = demo.request("group_create", kind="counter", members=3, nodes=[ids[0], ids[2], ids[1]], sync_every=25)
+    demo.group = r["origin"]
+    standbys = [n for n, m in sorted(r["members"].items()) if m["role"] == "standby"]
+    demo.say("a second counter, origin %08x: active on %s; %s keep its snapshot on flash and do not run it"
+             % (demo.group, r["active"], " and ".join(standbys)))
+    demo.say("every member holds its key slot; the standbys get a fresh copy every 25 events")
+    return "%08x: active %s, standbys %s" % (demo.group, r["active"], ", ".join(standbys))
+
+
+@step("kill -9 the active's node; a standby takes over")
+def failover(demo):
+    n = demo.args.inputs
+    stream = demo.start_stream(demo.group, n)
+    demo.wait(lambda st: _count(st, demo.group, n // 4), 30, "the group's first %d events" % (n // 4))
+    g = demo.store.get_state("group:%08x" % demo.group)
+    victim = [b for b in demo.boards if b.node_id == g["active"]][0]
+    epoch = demo.store.daemon(demo.group).epoch
+    seq = demo.store.head(demo.group).sequence
+    t0 = time.monotonic()
+    victim.kill()
+    demo.say("kill -9 of %s (pid gone) at seq %d, while a sensor streams to it at %d/s" % (victim.node_id, seq,
+                                                                                         demo.args.rate))
+    d = demo.wait(lambda st: (st.daemon(demo.group) if st.daemon(demo.group).epoch > epoch
+                              and st.event_count(demo.group) > seq else None), 30, "a promoted standby's first event")
+    took = time.monotonic() - t0
+    p = demo.store.get_state("group:%08x" % demo.group)["promotions"][-1]
+    demo.say("last will seen, %s promoted at epoch %d: it replayed %d logged inputs after its copy (seq %d) and "
+             "took the inbox" % (p["to"], p["epoch"], p["replayed"], p["snapshot_seq"]))
+    demo.say("first event from the promoted standby %s after the kill -9" % fmt_time(took))
+    stream.join(n / demo.args.rate + 60)
+    if stream.is_alive() or stream.error is not None:
+        raise DemoError("the group's input stream did not finish: %s" % (stream.error or "still running"))
+    demo.wait(lambda st: _count(st, demo.group, n), 60, "%d chain events of %08x" % (n, demo.group))
+    demo.check_exactly_once(n, demo.group)
+    demo.say("chain 1..%d across the takeover: every input exactly once, in order; same origin, same chain"
+             % n)
+    victim.start()  # it reboots from flash still believing it is the active, at the old epoch
+    demo.wait(lambda st: (st.get_state("group:%08x" % demo.group)["members"][victim.node_id].get("seq")
+                          is not None), 30, "%s to rejoin as a standby" % victim.node_id)
+    demo.say("%s rebooted from flash at epoch %d: fenced (its stale frames are refused), told to step down, "
+             "a standby again" % (victim.node_id, epoch))
+    return "%s -> %s, epoch %d -> %d, first event in %s" % (victim.node_id, d.host_node, epoch, d.epoch,
+                                                            fmt_time(took))
+
+
+@step("fork the first daemon")
+def fork_it(demo):
+    target = demo.node_ids[0]  # (a board the failover step emptied: it hosts nothing now)
+    if demo.store.node(target).status != "online":
+        target = demo.node_ids[2]
+    r = demo.request("fork", origin=demo.origin, to=target, timeout=60)
+    demo.fork = r["origin"]
+    demo.say("%08x forked at seq %d into %08x on %s: a new keypair, a chain that starts at the fork genesis"
+             % (demo.origin, r["fork_seq"], demo.fork, r["node"]))
+    from ...tools import fleet
+    fleet.publish_input(demo.sensor, demo.fork, b"1000", sender=SENDER, counter=1)
+    demo.wait(lambda st: _count(st, demo.fork, 2), 20, "the fork's first event")  # (event 0: its fork genesis)
+    from ...shared import cbor
+    total = int(cbor.loads(demo.store.event(demo.fork, 1).payload)[4][0])
+    demo.say("it carries the parent's state: its first input (1000) gives %d = %d + 1000" % (total, total - 1000))
+    return "%08x -> %08x at seq %d, on %s" % (demo.origin, demo.fork, r["fork_seq"], r["node"])
+
+
+@step("show every ContinuityStatus and signed record")
+def show_lineage(demo):
+    from ..records import envelope_of, summary, verify
+    from .record import _gateway_key
+    from .status import render, snapshot
+    demo.wait(lambda st: (st.daemon(demo.fork).continuity or {}).get("kind") == "Forked", 15,
+              "the fork's ContinuityStatus")
+    for line in render(snapshot(demo.store)):
+        demo.say(line)
+    gw = _gateway_key(demo.store)
+    for rec in demo.store.records():
+        v = verify(envelope_of(rec), signer=gw)  # raises when altered or signed by another key
+        demo.say("record %d VALID %s, signed by the gateway %s: %s" % (rec.id, v.kind_name, gw.hex()[:16],
+                                                                       summary(v.kind, v.body)))
+    kinds = [x["continuity"]["kind"] for x in snapshot(demo.store)["daemons"]]
+    return ", ".join("%d %s" % (kinds.count(k), k) for k in sorted(set(kinds)))
+
+
+# The scenario, in order (see the comment at the top of this section).
 SCENARIO = [build_firmware, start_gateway, boot_nodes, deploy_counter, stream_inputs, migrate_live, exactly_once,
-            show_status, prove_chain]
+            show_status, prove_chain, create_group, failover, fork_it, show_lineage]
 
 
 def _kb(v):
@@ -247,6 +331,8 @@ class Demo:
         # filled in as the steps run; close() stops whatever exists by then
         self.cfg = self.svc = self.thread = self.store = self.client = self.log_handler = None  # start_gateway
         self.origin = self.sensor = self.stream = None  # deploy_counter, stream_inputs
+        self.group = self.fork = None  # create_group, fork_it
+        self.streams = []
         self.gateway_error = None  # what ended the gateway's thread, if it ended
 
     def say(self, text):
@@ -305,22 +391,29 @@ class Demo:
             self.gateway_error = e
             logging.getLogger("netedge.gateway").exception("gateway loop died")
 
-    def start_stream(self):
+    def start_stream(self, origin=None, n=None):
+        """A sensor streaming 1..n to `origin` (default: the first daemon) at --rate; returns it."""
         import paho.mqtt.client as paho
         from ...tools import fleet
         from ..service import nodelay
-        b = self.cfg.broker
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="%ssensor-%d" % (self.gw_id, os.getpid()),
-                        clean_session=True)
-        if b.username:
-            c.username_pw_set(b.username, b.password)
-        c.connect(b.host, b.port, keepalive=10)
-        nodelay(c)
-        c.loop_start()
-        self.sensor = c
-        send = functools.partial(fleet.publish_input, c, sender=SENDER)
-        self.stream = fleet.InputStream(send, self.origin, 1, self.args.inputs, self.args.rate)
-        self.stream.start()
+        if self.sensor is None:
+            b = self.cfg.broker
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="%ssensor-%d" % (self.gw_id, os.getpid()),
+                            clean_session=True)
+            if b.username:
+                c.username_pw_set(b.username, b.password)
+            c.connect(b.host, b.port, keepalive=10)
+            nodelay(c)
+            c.loop_start()
+            self.sensor = c
+        send = functools.partial(fleet.publish_input, self.sensor, sender=SENDER)
+        stream = fleet.InputStream(send, self.origin if origin is None else origin, 1, n or self.args.inputs,
+                                   self.args.rate)
+        self.streams.append(stream)
+        if origin is None:
+            self.stream = stream
+        stream.start()
+        return stream
 
     # -- during the steps
 
@@ -344,11 +437,11 @@ class Demo:
                 raise DemoError("timed out after %s waiting for %s" % (fmt_time(timeout), what))
             time.sleep(0.05)
 
-    def check_exactly_once(self, n):
+    def check_exactly_once(self, n, origin=None):
         """The gateway's log holds seq 1..n, whose inputs are the sensor's 1..n in order, each once,
         and the counter's last output is their sum: nothing lost, nothing doubled."""
         from ...shared import cbor
-        evs = list(self.store.events(self.origin))
+        evs = list(self.store.events(self.origin if origin is None else origin))
         seqs = [e.sequence for e in evs]
         if seqs != list(range(1, n + 1)):
             raise DemoError("the chain is not 1..%d: %d events, first %s, last %s" % (
@@ -373,8 +466,8 @@ class Demo:
 
     def close(self):
         """Stop everything this demo started, in dependency order; never raises."""
-        if self.stream is not None:
-            self.stream.stop()
+        for stream in self.streams:
+            stream.stop()
         if self.sensor is not None:
             _quietly(self.sensor.loop_stop)
             _quietly(self.sensor.disconnect)
@@ -526,7 +619,7 @@ def _run(demo):
 
 
 def summary(out, results, total):
-    row = "  %-2s %-46s %-11s %9s  %s\n"
+    row = "  %-2s %-49s %-11s %9s  %s\n"
     out.write("\nSUMMARY\n" + row % ("#", "STEP", "RESULT", "TIME", "DETAIL"))
     for i, fn in enumerate(SCENARIO, 1):
         if i <= len(results):
