@@ -498,8 +498,9 @@ class Demo:
         from ...shared import topics as T
         b = self.cfg.broker
         retained = [T.node(n, "status") for n in self.node_ids] + [T.gateway(self.gw_id, "status")]
-        if self.origin is not None:
-            retained += [T.daemon(self.origin, "status"), T.daemon(self.origin, "continuity")]
+        for origin in (self.origin, self.group, self.fork):
+            if origin is not None:
+                retained += [T.daemon(origin, "status"), T.daemon(origin, "continuity")]
         for cid in [self.gw_id] + self.node_ids:
             c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=True)
             if b.username:
