@@ -241,7 +241,8 @@ def failover(demo):
     d = demo.wait(lambda st: (st.daemon(demo.group) if st.daemon(demo.group).epoch > epoch
                               and st.event_count(demo.group) > seq else None), 30, "a promoted standby's first event")
     took = time.monotonic() - t0
-    p = demo.store.get_state("group:%08x" % demo.group)["promotions"][-1]
+    p = demo.wait(lambda st: (st.get_state("group:%08x" % demo.group)["promotions"] or [None])[-1], 30,
+                  "the promotion to complete")
     demo.say("last will seen, %s promoted at epoch %d: it replayed %d logged inputs after its copy (seq %d) and "
              "took the inbox" % (p["to"], p["epoch"], p["replayed"], p["snapshot_seq"]))
     demo.say("first event from the promoted standby %s after the kill -9" % fmt_time(took))
