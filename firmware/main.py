@@ -255,12 +255,9 @@ class NodeDriver:
 
 
 def _unload(full):
-    """Drop a boot-only module so the GC can take its code back (a few KB of board heap)."""
-    sys.modules.pop(full, None)
-    pkg, _, name = full.rpartition(".")
-    pkg = sys.modules.get(pkg)
-    if pkg is not None and hasattr(pkg, name):
-        delattr(pkg, name)
+    """Drop a boot-only module (after NodeCore exists: node.py is loaded)."""
+    from .node import unload
+    unload(full)
 
 
 def _boot(config_path, board):

@@ -10,7 +10,7 @@ from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
 from .host import DaemonHost
-from .node import MAX_HOSTED, _parse
+from .node import MAX_HOSTED, MAX_REC, _parse
 
 try:
     from micropython import const
@@ -20,7 +20,6 @@ except ImportError:  # CPython
 
 MIG_CAP = const(64)      # inputs a frozen or held daemon buffers during a migration
 MIG_BYTES = const(4096)  # ... and their frame bytes
-MAX_REC = const(6144)    # a snapshot rides one MIGRATION frame in v1
 
 
 def command(self, ready, cmd, origin, body, handler=None):

@@ -8,7 +8,9 @@ nothing (see firmware/host.py).
 Written for a node's heap (like mqtt.py): few methods, no throwaway objects per event.
 """
 import gc
+import sys
 
+from ..shared import cbor
 from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
@@ -24,7 +26,18 @@ except ImportError:  # CPython
 
 COUNTER_BLOCK = const(1024)  # frame counters reserved on flash per write: strictly increasing across reboots
 MAX_HOSTED = const(16)
+MAX_REC = const(6144)        # a daemon record in one MIGRATION frame (migration snapshot, group sync)
 NODE_RECORD = "node"
+PKG = __name__[:__name__.rfind(".")]  # (netedge.firmware, or whatever a board's layout makes it)
+
+
+def unload(full):
+    """Drop a module so the GC can take its code back (a few KB of board heap)."""
+    sys.modules.pop(full, None)
+    pkg, _, name = full.rpartition(".")
+    pkg = sys.modules.get(pkg)
+    if pkg is not None and hasattr(pkg, name):
+        delattr(pkg, name)
 
 
 def _parse(payload):
@@ -244,13 +257,20 @@ class NodeCore:
             if not (isinstance(origin, int) and isinstance(kind, str) and isinstance(epoch, int) and epoch > 0):
                 raise FR.MalformedFrame("activate needs origin:int, kind:text, epoch:int>0")
             self._activate(ready, kind, origin, epoch)
-        elif cmd in ("freeze", "restore", "release", "replay", "go", "resume"):
-            from .migrate import command  # (loaded by the first migration only)
-            command(self, ready, cmd, origin, body)
-        elif cmd in ("keep", "snap", "promote", "feed", "listen", "demote"):
-            from .migrate import command
-            from .standby import command as group  # (loaded by the first standby-group command only)
-            command(self, ready, cmd, origin, body, group)
+        elif cmd == "snap":  # a group's sync of its active: answered without loading migrate.py
+            self._snap(ready, origin, body)
+        elif cmd in ("freeze", "restore", "release", "replay", "go", "resume", "keep", "promote", "feed",
+                     "listen", "demote"):
+            from .migrate import command  # (loaded by the first migration or group command only)
+            if cmd in ("freeze", "restore", "release", "replay", "go", "resume"):
+                command(self, ready, cmd, origin, body)
+            else:
+                from .standby import command as group
+                command(self, ready, cmd, origin, body, group)
+            if not self.mig and not self.standby:  # done moving, keeping nothing: give the code back
+                unload(PKG + ".standby")
+                unload(PKG + ".migrate")
+                gc.collect()
         elif cmd == "stop":
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")
@@ -264,6 +284,24 @@ class NodeCore:
                 gc.collect()
         else:
             raise FR.MalformedFrame("unknown command %r" % cmd)
+
+    def _snap(self, ready, origin, body):
+        m = body.get("m")
+        if not (isinstance(origin, int) and type(m) is int):
+            raise FR.MalformedFrame("snap needs m:int, origin:int")
+        host = self.hosts.get(origin)
+        out = {"op": "failed", "m": m, "o": origin, "code": F.STATE_FAILED}
+        if host is None:
+            out["detail"] = "%08x is not hosted here" % origin
+        else:
+            try:
+                rec = cbor.dumps(host.record(), True)
+                if len(rec) > MAX_REC:
+                    raise F.HostFailure(F.STATE_FAILED, "record of %d bytes exceeds %d" % (len(rec), MAX_REC))
+                out = {"op": "snap", "m": m, "o": origin, "rec": rec, "seq": host.chain.head.sequence}
+            except F.HostFailure as e:
+                out["detail"] = str(e.detail)[:160]
+        ready.publish.append((T.node(self.node_id, "mig"), self.frame(ready, FR.MIGRATION, out), 1, False))
 
     def _activate(self, ready, kind, origin, epoch):
         host = self.hosts.get(origin)

@@ -1,5 +1,5 @@
 """Standby groups on the node (docs/PROTOCOL.md §17): keep a copy without running the daemon,
-snapshot the active without stopping it, promote, demote.  Loaded by the first group command,
+promote, demote (the active's `snap` is answered by node.py itself: an active loads none of this).  Loaded by the first group command,
 like migrate.py: a node outside any group pays no heap for it.
 
 A standby copy is the flash record `s<origin>` = {"rec": the active's record (§12) as
@@ -15,7 +15,8 @@ from ..shared import cbor
 from ..shared import frame as FR
 from ..shared import failures as F
 from ..shared.link import CausalLink
-from .migrate import MAX_REC, reply
+from .migrate import reply
+from .node import MAX_REC
 
 
 def command(self, ready, cmd, m, origin, body):
@@ -41,13 +42,6 @@ def command(self, ready, cmd, m, origin, body):
         ready.persist.append((name, {"rec": rec, "seq": seq}))
         self.standby[origin] = seq
         return reply(self, ready, "kept", m, origin, seq=seq)
-    if cmd == "snap":  # the active keeps processing: this is a copy, not a freeze
-        if host is None:
-            raise F.HostFailure(F.STATE_FAILED, "%08x is not hosted here" % origin)
-        rec = cbor.dumps(host.record(), True)
-        if len(rec) > MAX_REC:
-            raise F.HostFailure(F.STATE_FAILED, "record of %d bytes exceeds %d" % (len(rec), MAX_REC))
-        return reply(self, ready, "snap", m, origin, rec=rec, seq=host.chain.head.sequence)
     mg = self.mig.get(origin)
     if cmd == "promote":
         if host is not None and mg and mg[0] == m and mg[1] == "p":  # a retry
