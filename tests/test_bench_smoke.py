@@ -11,3 +11,11 @@ def test_core_bench_runs_on_both_interpreters():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "CPython" in out.stdout and "MicroPython" in out.stdout
+
+
+def test_node_throughput_bench_runs():
+    """Real Mosquitto, a real node and the raw MicroPython loop, a few inputs: figures printed."""
+    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "node_throughput.py"), "--n", "40"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "events/s" in out.stdout and "ratio node / raw" in out.stdout
