@@ -50,18 +50,12 @@ def _flash_free(path):
 
 
 class NodeDriver:
-    def __init__(self, cfg):
-        # imported here, after the config was parsed: a board's heap peaks at boot
+    def __init__(self, cfg, reg):
+        # imported here, after the config was parsed and its parser unloaded (see start())
         from .mqtt import MQTTClient
         from .node import NodeCore
-        from .registry import DaemonFactoryRegistry
         from .store import RecordStore
         self.cfg = cfg
-        reg = DaemonFactoryRegistry()
-        for kind, path in cfg.kinds.items():
-            reg.register_kind(kind, path)  # (imported when a daemon of that kind is created)
-        for kind, pub, sec in cfg.keys:
-            reg.provision(kind, pub, sec)
         self.store = RecordStore(cfg.state_dir)
         self.core = NodeCore(cfg, reg, self.store)
         self.core.key_loader = self._reload_keys
@@ -264,9 +258,11 @@ def _unload(full):
 
 
 def _boot(config_path, board):
-    # (a function of its own: its frame, which holds the parser, is gone before the node runs;
-    # start()'s frame lives as long as the node)
+    """The config and the key slots (origin hashes), with the parser and identity code still
+    loaded: (cfg, registry).  (A function of its own: its frame, which holds the parser, is gone
+    before the node runs; start()'s frame lives as long as the node.)"""
     from .config import ConfigError, load
+    from .registry import DaemonFactoryRegistry
     try:
         cfg = load(config_path)
     except ConfigError as e:
@@ -274,15 +270,24 @@ def _boot(config_path, board):
         sys.exit(2)
     if board is not None:
         board.network_up(cfg.raw)
-    driver = NodeDriver(cfg)
+    reg = DaemonFactoryRegistry()
+    for kind, path in cfg.kinds.items():
+        reg.register_kind(kind, path)  # (imported when a daemon of that kind is created)
+    for kind, pub, sec in cfg.keys:
+        reg.provision(kind, pub, sec)
     cfg.raw = cfg.keys = None  # (boot only)
-    return driver
+    return cfg, reg
 
 
 def start(config_path="netedge.json", board=None):
-    driver = _boot(config_path, board)
+    cfg, reg = _boot(config_path, board)
+    # The boot peak decides the smallest heap a node boots in: drop the parser, the identity
+    # code and their garbage BEFORE the runtime's modules load, which then fill the heap from
+    # the bottom instead of around the parser's leftovers (fragmentation).
     _unload("netedge.firmware.config")
     _unload("netedge.shared.identity")
+    gc.collect()
+    driver = NodeDriver(cfg, reg)
     gc.collect()
     try:
         gc.threshold(4096)  # collect early: a fragmented small heap fails before it is full
