@@ -232,8 +232,8 @@ class NodeDriver:
                                                    ticks_diff(ticks_ms(), self.t0), stats))
             except MemoryError:  # skipped (the next one says so, in errors.memory)
                 self.core.errors["memory"] += 1
-                stats = None
                 gc.collect()
+            stats = None  # (a suspended task keeps its locals: not held over the sleep)
             await asyncio.sleep_ms(period) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(period / 1000)
 
     async def run(self):
@@ -244,6 +244,9 @@ class NodeDriver:
         await self._sync_subscriptions()  # recorded now, sent on connect, restored on reconnect
         for item in boot.publish:
             await self._publish(item)     # QoS 1 waits in the window until connected
+        # this frame lives as long as the node: drop the boot records and frames it still holds
+        # (measured: ~1.5 KB of the unix port's heap with 4 daemons)
+        boot = name = rec = item = None
         asyncio.create_task(self._heartbeat())
         await self._worker()
 
