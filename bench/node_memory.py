@@ -4,7 +4,7 @@ several heap sizes; and the per-daemon overhead.  Then where the heap goes: each
 imported in a fresh interpreter (heap bytes vs its .mpy bytes), the qstr pool, the runtime's own
 objects; and an ESTIMATE for a 32-bit board derived from those measurements.
 
-usage: python bench/node_memory.py [--heaps 64K,96K,128K] [--daemons 0,1,4,8]
+usage: python bench/node_memory.py [--heaps 64K,80K,96K,128K] [--daemons 0,1,4,8]
 Note: the unix port is a 64-bit build: pointers, object headers and the GC block (32 B, 16 B on
 a 32-bit port) are twice an ESP32's, so the same firmware needs noticeably less heap there.
 The body of imports() is the MicroPython side (`--child`).
@@ -114,7 +114,7 @@ def main():
     from nodes import Observer
     from netedge.tools.firmware import build
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--heaps", default="64K,96K,128K")
+    ap.add_argument("--heaps", default="64K,80K,96K,128K")
     ap.add_argument("--daemons", default="0,1,4,8")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="netedge-bench-")

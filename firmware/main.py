@@ -164,6 +164,7 @@ class NodeDriver:
                     self.dropped_gen = self.client.stats["connects"]
                     self.client.drop()
                 self.wake.clear()
+                topic = payload = token = None  # (an idle task keeps its locals: up to 8 KB)
                 await self.wake.wait()
                 continue
             topic, payload, token = self.queue.pop(0)
