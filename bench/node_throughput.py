@@ -14,7 +14,8 @@ last publish (Mosquitto reads a connection in order, so by then it has routed ev
 usage: python bench/node_throughput.py [--n 2000] [--heap 96K] [--window 16]
 Figures only, never asserted (2 shared cores: expect +-30 % run to run).  The node's chain is
 checked with the shared verifier (contiguous from genesis, exact final total).
-The body of raw_loop() is the MicroPython side (`--child`).
+raw_loop() and core_loop() are the MicroPython side (`--raw`, `--core`); the second one, the node's
+sans-I/O core with its flash record but no MQTT, shows where the rest of a node's time goes.
 """
 import sys
 
@@ -49,6 +50,32 @@ def raw_loop(host, port, n, size):
     return n / dt
 
 
+def core_loop(state_dir, public_hex, n):
+    """The node without its driver: NodeCore.on_message + its flash record per input (the input
+    frame encoded here too), no MQTT; events/s.  Where the rest of a node's time goes: the
+    asyncio driver and the network."""
+    from netedge.firmware.node import NodeCore
+    from netedge.firmware.registry import DaemonFactoryRegistry
+    from netedge.firmware.store import RecordStore
+    from netedge.shared import frame as FR
+    from netedge.shared import topics as T
+
+    class Cfg:
+        node_id, board, hosted = "core", "unix", []
+    reg = DaemonFactoryRegistry()
+    reg.register_kind("counter", "netedge.firmware.daemons.counter.Counter")
+    Cfg.hosted = [reg.provision("counter", bytes.fromhex(public_hex))]
+    core = NodeCore(Cfg, reg, RecordStore(state_dir))
+    topic = T.daemon(Cfg.hosted[0], "in")
+    for name, rec in core.boot().persist:  # activates the daemon (Cfg.hosted)
+        core.store.save(name, rec)
+    t0 = ticks_us()
+    for i in range(1, n + 1):
+        for name, rec in core.on_message(topic, FR.encode(FR.INPUT, "c", i, {"p": b"1"})).persist:
+            core.store.save(name, rec)
+    return n / (ticks_diff(ticks_us(), t0) / 1e6)
+
+
 def main():
     import argparse
     import os
@@ -62,7 +89,7 @@ def main():
     from mosquitto import Mosquitto
     from netedge.shared import frame as FR
     from netedge.tools.firmware import build
-    from nodes import NodeProc, Observer, daemon_origin, total_of
+    from nodes import NodeProc, Observer, daemon_key, daemon_origin, total_of
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="timed inputs (after a 50-input warm-up)")
@@ -93,13 +120,16 @@ def main():
             size = max(len(FR.encode(f.type, f.sender, f.counter, f.body())) for t, f in obs.frames
                        if t.endswith("/chain"))
         hb = obs.heartbeats["tp1"]
-        out = subprocess.run([micropython_cmd(), "-X", "heapsize=" + args.heap, os.path.abspath(__file__), "--child",
-                              os.path.join(fw, "lib"), broker.host, str(broker.port), str(args.n), str(size)],
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            print("raw MicroPython loop failed:", (out.stderr or out.stdout).strip())
-            return 1
-        raw_rate = float(out.stdout.split()[-1])
+        rates = []
+        for child in (["--raw", broker.host, str(broker.port), str(args.n), str(size)],
+                      ["--core", os.path.join(tmp, "core-state"), daemon_key("tp")[0].hex(), str(args.n)]):
+            out = subprocess.run([micropython_cmd(), "-X", "heapsize=" + args.heap, os.path.abspath(__file__), child[0],
+                                  os.path.join(fw, "lib")] + child[1:], capture_output=True, text=True, timeout=120)
+            if out.returncode != 0:
+                print("MicroPython %s loop failed:" % child[0], (out.stderr or out.stdout).strip())
+                return 1
+            rates.append(float(out.stdout.split()[-1]))
+        raw_rate, core_rate = rates
     finally:
         node.kill()
         obs.close()
@@ -109,13 +139,18 @@ def main():
     print("  node: input QoS 1 -> chain event at the observer %8.0f events/s   (chain verified; free heap %s B,"
           " resyncs %d)" % (node_rate, hb["heap"], hb["errors"]["overflow"]))
     print("  raw MicroPython loop: sha256 + QoS 0 publish    %8.0f events/s   (%d-byte packets)" % (raw_rate, size))
-    print("  ratio node / raw: %.3f   (noisy: 2 shared cores, +-30 %% run to run)" % (node_rate / raw_rate))
+    print("  node core alone: NodeCore + flash record, no MQTT %8.0f events/s" % core_rate)
+    print("  ratio node / raw: %.3f   (node / core alone: %.2f; noisy: 2 shared cores, +-30 %% run to run)"
+          % (node_rate / raw_rate, node_rate / core_rate))
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--raw":
         sys.path.insert(0, sys.argv[2])
         print("%f" % raw_loop(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--core":
+        sys.path.insert(0, sys.argv[2])
+        print("%f" % core_loop(sys.argv[3], sys.argv[4], int(sys.argv[5])))
     else:
         sys.exit(main())
