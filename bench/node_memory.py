@@ -14,8 +14,9 @@ import sys
 import time
 
 # The modules a running node holds, in the order it loads them (firmware/main.py: the key
-# slots first, then the runtime); the parser (config, identity) is unloaded after boot.
-RESIDENT = ("asyncio", "netedge", "netedge.shared", "netedge.shared.errors", "netedge.shared.failures",
+# slots first, then the runtime; asyncio loads its parts on first use); the parser (config,
+# identity) is unloaded after boot.
+RESIDENT = ("asyncio", "asyncio.event", "asyncio.lock", "asyncio.funcs", "asyncio.stream", "netedge", "netedge.shared", "netedge.shared.errors", "netedge.shared.failures",
             "netedge.firmware", "netedge.firmware.registry", "netedge.firmware.main", "netedge.shared.cbor",
             "netedge.shared.frame", "netedge.shared.topics", "netedge.shared.dedup", "netedge.shared.link",
             "netedge.firmware.daemon", "netedge.firmware.host", "netedge.firmware.store", "netedge.firmware.node",
@@ -96,7 +97,8 @@ def breakdown(fw, tmp, used):
     q = dict(kv.split("=") for kv in lines[-1].split(": ")[1].split(", "))
     mods, mpy = sum(r[1] for r in rows), sum(r[2] for r in rows)
     print()
-    print("where the heap goes (64-bit unix port; each module imported in a fresh interpreter, in boot order)")
+    print("where the heap goes (64-bit unix port; each module imported in a fresh interpreter, in boot order;")
+    print("a module's figure includes any qstr pool its names made the interpreter grow)")
     print("%-34s %8s %8s" % ("module", "heap B", ".mpy B"))
     for n, h, s in rows:
         print("%-34s %8d %8s" % (n, h, s or "frozen"))
@@ -104,7 +106,8 @@ def breakdown(fw, tmp, used):
     print("  of which the qstr pool: %s B for %s names (%s B of their text)"
           % (q["n_total_bytes"], q["n_qstr"], q["n_str_data_bytes"]))
     counts = sorted(used)
-    print("runtime objects, 0 daemons (used - modules): %d B   (MQTT client, tasks, NodeCore, registry, buffers)"
+    print("runtime objects, 0 daemons (used - modules): %d B   (MQTT client, tasks, NodeCore, registry, the"
+          " parser's names)"
           % (used[counts[0]] - mods) if counts[0] == 0 else "")
     # The estimate: byte data (bytecode, names, constants: what the .mpy files hold) keeps its size
     # on a 32-bit port; everything else is words and GC blocks (objects, dicts, function and code
