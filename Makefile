@@ -30,6 +30,7 @@ bench: venv
 	$(BIN)/python bench/core_bench.py
 	$(BIN)/python bench/horizon_fpr.py
 	$(BIN)/python bench/node_memory.py
+	$(BIN)/python bench/node_throughput.py
 	$(BIN)/python bench/last_will.py
 	$(BIN)/python bench/failover.py
 

@@ -387,6 +387,7 @@ class MQTTClient:
                     try:
                         b0 = (await asyncio.wait_for(x(1), min(self.keepalive / 4, 0.25) or 0.25))[0]
                     except asyncio.TimeoutError:
+                        p = b = s = None  # idle: let the last packet (up to max_packet) go
                         continue
                     n = k = 0
                     while True:  # remaining length

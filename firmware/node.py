@@ -8,13 +8,13 @@ nothing (see firmware/host.py).
 Written for a node's heap (like mqtt.py): few methods, no throwaway objects per event.
 """
 import gc
-import sys
 
 from ..shared import cbor
 from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
 from ..shared.dedup import DUPLICATE, NEW
+from . import unload
 from .host import DaemonHost
 from .store import CorruptRecord
 
@@ -29,15 +29,6 @@ MAX_HOSTED = const(16)
 MAX_REC = const(6144)        # a daemon record in one MIGRATION frame (migration snapshot, group sync)
 NODE_RECORD = "node"
 PKG = __name__[:__name__.rfind(".")]  # (netedge.firmware, or whatever a board's layout makes it)
-
-
-def unload(full):
-    """Drop a module so the GC can take its code back (a few KB of board heap)."""
-    sys.modules.pop(full, None)
-    pkg, _, name = full.rpartition(".")
-    pkg = sys.modules.get(pkg)
-    if pkg is not None and hasattr(pkg, name):
-        delattr(pkg, name)
 
 
 def _parse(payload):

@@ -53,6 +53,7 @@ class Observer:
     def __init__(self, broker, client_id="observer"):
         self.lock = threading.Condition()
         self.chain = {}          # origin -> list of (epoch, CausalLink, payload) in arrival order
+        self.heads = {}          # origin -> highest sequence seen (head_seq without a scan)
         self.frames = []         # (topic, Frame or exception)
         self.status = {}         # node -> body
         self.heartbeats = {}     # node -> last body
@@ -85,7 +86,9 @@ class Observer:
             parts = msg.topic.split("/")
             if f.type == FR.CHAIN_EVENT:
                 b = f.body()
-                self.chain.setdefault(b["o"], []).append((b["e"], CausalLink.from_bytes(b["l"]), b["p"]))
+                link = CausalLink.from_bytes(b["l"])
+                self.chain.setdefault(b["o"], []).append((b["e"], link, b["p"]))
+                self.heads[b["o"]] = max(self.heads.get(b["o"], 0), link.sequence)
             elif f.type == FR.STATUS:
                 self.status[parts[3]] = f.body()
             elif f.type == FR.HEARTBEAT:
@@ -113,13 +116,28 @@ class Observer:
         except RuntimeError as e:
             raise AssertionError(str(e))
 
+    def send_inputs(self, origin, payloads, window=None, timeout=30):
+        """Publish INPUTs at QoS 1 back to back (paho pipelines them: no wait per input), then
+        wait until the broker accepted them all; returns the last id.  window: publish the
+        next input only while fewer than `window` sent inputs have no chain event yet (a closed
+        loop: a node flooded past its queue resyncs instead, see firmware/main.py)."""
+        infos = []
+        seq0 = self.head_seq(origin)
+        for i, p in enumerate(payloads):
+            if window:
+                self.wait(lambda: self.head_seq(origin) > seq0 + i - window, timeout, "input %d's turn" % i)
+            self.counter += 1
+            infos.append(self.c.publish(T.daemon(origin, "in"), FR.encode(FR.INPUT, "client", self.counter, {"p": p}),
+                                        qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout)
+        return self.counter
+
     def publish_raw(self, topic, data, qos=1):
         self.c.publish(topic, data, qos=qos).wait_for_publish(2)
 
     def head_seq(self, origin):
-        with self.lock:
-            evs = self.chain.get(origin, [])
-            return max((lk.sequence for _, lk, _ in evs), default=0)
+        return self.heads.get(origin, 0)
 
     def wait_seq(self, origin, seq, timeout=20):
         self.wait(lambda: self.head_seq(origin) >= seq, timeout, "origin %08x to reach seq %d (at %d)" % (
@@ -145,6 +163,11 @@ class Observer:
 def event_outputs(payload):
     """Decode a chain event payload: [sender, counter, input digest, status, outputs]."""
     return cbor.loads(payload)
+
+
+def total_of(log):
+    """The counter daemon's state after the last event: its single output."""
+    return int(event_outputs(log.events[-1].payload)[4][0])
 
 
 def assert_in_order(events):

@@ -18,3 +18,11 @@ def test_failover_bench_runs():
                           "--frozen-trials", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "kill -9 -> promoted, first event" in out.stdout and "SIGSTOP -> promoted" in out.stdout
+
+
+def test_node_throughput_bench_runs():
+    """Real Mosquitto, a real node and the raw MicroPython loop, a few inputs: figures printed."""
+    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "node_throughput.py"), "--n", "40"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "events/s" in out.stdout and "ratio node / raw" in out.stdout

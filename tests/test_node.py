@@ -12,7 +12,7 @@ from netedge.shared.proof import ContinuityProof
 from netedge.shared import status as S
 
 from mosquitto import Mosquitto
-from nodes import NodeProc, Observer, assert_in_order, daemon_origin, event_outputs
+from nodes import NodeProc, Observer, assert_in_order, daemon_origin, total_of
 
 
 @pytest.fixture
@@ -42,11 +42,6 @@ def nodes(firmware, broker, tmp_path):
     yield make
     for n in made:
         n.kill()
-
-
-def total_of(log):
-    """The counter's state after the last event: its single output."""
-    return int(event_outputs(log.events[-1].payload)[4][0])
 
 
 def assert_continuous(log, n):

@@ -94,10 +94,14 @@ class VirtualBoard:
         self.log_path = os.path.join(self.dir, "node.log")
 
     def start(self):
-        # boots as a board's main.py does, with the shared firmware build on sys.path instead of
-        # a copy of lib/ in every board folder
-        code = ("import sys; sys.path.insert(0, %r); from netedge.firmware.main import start; start('netedge.json')"
-                % self.fw_lib)
+        # boots as a board's main.py does: the firmware in ./lib (here a link to the shared build),
+        # on sys.path as "lib", so each module's __file__ (a qstr in the heap) is as long as on a board
+        lib = os.path.join(self.dir, "lib")
+        if os.path.lexists(lib) and os.readlink(lib) != self.fw_lib:
+            os.remove(lib)
+        if not os.path.lexists(lib):
+            os.symlink(self.fw_lib, lib)
+        code = "import sys; sys.path.insert(0, 'lib'); from netedge.firmware.main import start; start('netedge.json')"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + self.heap, "-c", code],
                                      cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
