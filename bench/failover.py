@@ -59,6 +59,23 @@ class Group:
         raise SystemExit("group %08x did not recover in %ds: %r" % (self.origin, timeout, self.state()[0]))
 
 
+def check_log(c, origin, n, timeout=60):
+    """The gateway's log after every promotion: one Continuous chain 1..n, inputs 1..n each once."""
+    from netedge.shared import cbor
+    from netedge.shared import status as S
+    c.gw.wait_for(lambda st: st.event_count(origin) >= n, timeout, "all %d inputs in the chain" % n)
+    st = c.gw.store()
+    try:
+        evs = list(st.events(origin))
+    finally:
+        st.close()
+    cont = S.assess_continuity(evs, origin)
+    inputs = [cbor.loads(e.payload)[1] for e in evs]
+    ok = cont.kind == S.CONTINUOUS and inputs == list(range(1, n + 1))
+    return "%d events, %s, inputs 1..%d each exactly once in order: %s" % (len(evs), cont.kind, n,
+                                                                        "yes" if ok else "NO")
+
+
 def trial(c, grp, sig):
     g, d = grp.wait_full()
     victim, epoch = g["active"], d.epoch
@@ -117,6 +134,9 @@ def main():
             frozen.append(k)
             print("  SIGSTOP trial %2d: first event at the new epoch %7.1f ms" % (i + 1, k), flush=True)
         g, d = grp.wait_full()
+        stream.stopping.set()
+        stream.join(10)
+        verdict = check_log(c, origin, stream.sent)
         print()
         print("standby failover, %d inputs/s, 3 members, heap 96K, gateway deadline %d ms" % (args.rate,
                                                                                              args.deadline_ms))
@@ -131,8 +151,7 @@ def main():
             print("%-34s p99 - deadline = %.1f ms      target: < deadline + 250 ms -> %s" % (
                 "", pct(frozen, 0.99) - args.deadline_ms,
                 "MET" if pct(frozen, 0.99) < args.deadline_ms + 250 else "NOT MET"))
-        print("after %d promotions: epoch %d, host %s, %d events in the gateway's log" % (
-            len(kills) + len(frozen), d.epoch, d.host_node, c.gw.store().event_count(origin)))
+        print("after %d promotions: epoch %d, host %s; %s" % (len(kills) + len(frozen), d.epoch, d.host_node, verdict))
     finally:
         if stream is not None:
             stream.stopping.set()
