@@ -348,10 +348,13 @@ class MQTTClient:
         w = self.stream
         self.stream = None
         if w:
-            try:
-                if self.redial:  # a drop we asked for is no crash: DISCONNECT, so no last will
+            if self.redial:  # a drop we asked for is no crash: DISCONNECT, so no last will
+                try:
                     w.write(b"\xe0\x00")
                     await asyncio.wait_for(w.drain(), 1)
+                except Exception:
+                    pass
+            try:
                 w.close()
                 await asyncio.wait_for(w.wait_closed(), 1)
             except Exception:
@@ -454,6 +457,8 @@ class MQTTClient:
                             w[0].set()
             except Exception as y:
                 e = y
+                if isinstance(y, MemoryError):  # the board is short of heap, not dead: reconnect
+                    self.redial = True          # cleanly (no last will), the broker redelivers
             if isinstance(e, MalformedPacket):
                 st["malformed"] += 1
             if up is None:
