@@ -28,6 +28,9 @@ PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 PRE_BUMP = ("push_keys", "freeze", "restore")
+# inputs per `replay` frame: the target builds a chain event per input before it publishes
+# any, so a whole 64-input buffer at once could exhaust a small board's heap
+REPLAY_BATCH = 8
 
 
 def state_key(origin):
@@ -169,10 +172,11 @@ class MigrationOrchestrator:
             inputs = body.get("inputs")
             if not isinstance(inputs, list):
                 raise FR.MalformedFrame("buffered needs inputs: list")
-            if inputs:
-                self._send(acts, st["target"], "replay", st, inputs=inputs)
+            for i in range(0, len(inputs), REPLAY_BATCH):
+                self._send(acts, st["target"], "replay", st, inputs=inputs[i:i + REPLAY_BATCH])
             log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
             if step == "release":
+                self._forget_hosted(st["source"], origin)
                 self._step(st, "go")
                 self._send(acts, st["target"], "go", st)
         elif op == "active" and step == "go" and node == st["target"]:
@@ -180,6 +184,15 @@ class MigrationOrchestrator:
             self._complete(acts, st, body.get("seq"))
         else:
             log.info("migration reply %s from %s in step %s ignored", op, node, step)
+
+    def _forget_hosted(self, node, origin):
+        """The source let go (its release reply): drop the daemon from its last heartbeat now, so a
+        migration back to it need not wait for the next heartbeat (its node refuses a restore of
+        a daemon it still hosts anyway)."""
+        n = self.store.node(node)
+        if n is not None and isinstance(n.info.get("daemons"), list):
+            n.info["daemons"] = [x for x in n.info["daemons"] if not (isinstance(x, dict) and x.get("origin") == origin)]
+            self.store.upsert_node(node, n.status, info=n.info)
 
     def _complete(self, acts, st, seq):
         origin = st["origin"]
@@ -191,7 +204,8 @@ class MigrationOrchestrator:
                  st["epoch"] + 1)
         self._finish(acts, st, True, result={"origin": origin, "source": st["source"], "target": st["target"],
                                              "epoch": st["epoch"] + 1, "migration_seq": st["seq"], "seq": seq,
-                                             "phases": st["phases"]})
+                                             "phases": st["phases"],
+                                             "ms": round((time.time() - st["started"]) * 1000, 1)})
 
     # -- timers ---------------------------------------------------------------------------
 
