@@ -35,6 +35,8 @@ def event_payload(sender, counter, payload, status, outputs):
 
 
 class DaemonHost:
+    max_state = MAX_SNAPSHOT  # (the driver sets the node's config `max_state`)
+
     def __init__(self, kind, origin, daemon, epoch=1, chain=None, window=None):
         self.kind = kind
         self.origin = origin
@@ -85,8 +87,8 @@ class DaemonHost:
     def record(self):
         """Everything needed to resume exactly here, as a plain map for canonical CBOR."""
         state = self.daemon.snapshot()
-        if len(state) > MAX_SNAPSHOT:
-            raise F.HostFailure(F.STATE_FAILED, "snapshot of %d bytes exceeds %d" % (len(state), MAX_SNAPSHOT))
+        if len(state) > self.max_state:
+            raise F.HostFailure(F.STATE_FAILED, "snapshot of %d bytes exceeds %d" % (len(state), self.max_state))
         return {
             "v": RECORD_VERSION, "kind": self.kind, "origin": self.origin, "epoch": self.epoch,
             "head": self.chain.head.to_bytes(), "next": self.chain.next_parent,
@@ -125,7 +127,8 @@ class DaemonHost:
                     host.stats[k] = st[k]
         return host
 
-    def summary(self):
-        """For heartbeats: where this daemon's chain stands."""
+    def summary(self, size=0):
+        """For heartbeats: where this daemon's chain stands, and its record's size on flash
+        (what a migration moves: the gateway picks targets with room for it)."""
         return {"origin": self.origin, "kind": self.kind, "epoch": self.epoch,
-                "seq": self.chain.head.sequence, "next": self.chain.next_parent}
+                "seq": self.chain.head.sequence, "next": self.chain.next_parent, "size": size}

@@ -56,6 +56,8 @@ class NodeDriver:
         from .node import NodeCore
         from .registry import DaemonFactoryRegistry
         from .store import RecordStore
+        from .host import DaemonHost
+        DaemonHost.max_state = cfg.max_state
         self.cfg = cfg
         reg = DaemonFactoryRegistry()
         for kind, path in cfg.kinds.items():

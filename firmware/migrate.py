@@ -1,11 +1,18 @@
 """Live migration on the node (docs/PROTOCOL.md §16): freeze, snapshot, restore, hold, release,
 replay, go, resume.  A module of its own, imported by the first migration command: a node that
 never migrates pays no heap for it.  Functions of NodeCore's state (`core.mig`: origin ->
-[migration id, "f"rozen | "h"eld | "r"eleased, INPUT frames, their bytes]).
+[migration id, "f"rozen | "h"eld | "r"eleased | "t"ransferring, INPUT frames (for "t": the
+restore's [kind, epoch]), their bytes]).
+
+A record larger than one chunk travels as §14 chunks: the source sends them all to the gateway
+(`chunk` replies); the gateway sends them to the target one window at a time after `restore`
+announced them, the target acknowledges each (`got`) and restores on the last.
 """
 import gc
+import time
 
 from ..shared import cbor
+from ..shared import transfer as X
 from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
@@ -20,7 +27,8 @@ except ImportError:  # CPython
 
 MIG_CAP = const(64)      # inputs a frozen or held daemon buffers during a migration
 MIG_BYTES = const(4096)  # ... and their frame bytes
-MAX_REC = const(6144)    # a snapshot rides one MIGRATION frame in v1
+CHUNK = const(2048)      # source -> gateway chunk size (a chunk frame stays well inside a packet)
+_rx = None               # the target's Reassembler (one transfer at a time), made by the first
 
 
 def command(self, ready, cmd, origin, body):
@@ -31,6 +39,28 @@ def command(self, ready, cmd, origin, body):
         _command(self, ready, cmd, m, origin, body)
     except F.HostFailure as e:
         reply(self, ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
+    except X.TransferError as e:
+        if e.args[0] != "stale":  # (a stale chunk is a redelivery: ignored)
+            mg = self.mig.get(origin)
+            if mg and mg[1] == "t":
+                del self.mig[origin]
+            reply(self, ready, "failed", m, origin, code=F.STATE_FAILED, detail="transfer: %s" % (e.args,))
+
+
+def _restore(self, ready, m, origin, kind, epoch, rec):
+    try:
+        rec = cbor.loads(rec)
+    except Exception as e:
+        raise F.HostFailure(F.STATE_FAILED, "bad record: %s" % e)
+    if not isinstance(rec, dict) or rec.get("origin") != origin or rec.get("kind") != kind:
+        raise F.HostFailure(F.STATE_FAILED, "record of another daemon")
+    host = DaemonHost.from_record(rec, self.registry)  # typed failures: kind, key slot
+    del rec
+    host.epoch = epoch
+    self.hosts[origin] = host
+    self.mig[origin] = [m, "h", [], 0]
+    ready.persist.append(("d%08x" % origin, host.record()))
+    reply(self, ready, "restored", m, origin, seq=host.chain.head.sequence)
 
 
 def run(self, ready, host, items, raw):
@@ -60,6 +90,8 @@ def on_input(self, ready, origin, host, mg, payload):
     if mg[1] == "r":  # released here: forward it to the gateway
         reply(self, ready, "buffered", mg[0], origin, inputs=[inp])
         return
+    if mg[1] == "t":  # (not subscribed yet: a late one of an older stay here, delivered elsewhere)
+        return
     del inp
     buf = mg[2]
     buf.append(payload)
@@ -83,25 +115,44 @@ def _command(self, ready, cmd, m, origin, body):
             if mg and mg[0] == m and mg[1] == "h":  # a retry
                 return reply(self, ready, "restored", m, origin, seq=host.chain.head.sequence)
             raise F.HostFailure(F.ALREADY_MIGRATING, "%08x is hosted here already" % origin)
-        rec, epoch = body.get("rec"), body.get("epoch")
-        if not (isinstance(rec, bytes) and type(epoch) is int and epoch > 0):
-            raise FR.MalformedFrame("restore needs rec:bytes, epoch:int>0")
+        if mg and mg[0] == m and mg[1] == "t":
+            return  # a redelivery while its chunks arrive
+        rec, epoch, kind, t = body.get("rec"), body.get("epoch"), body.get("kind"), body.get("t")
+        if not ((isinstance(rec, bytes) or rec is None and type(t) is int) and type(epoch) is int and epoch > 0
+                and isinstance(kind, str)):
+            raise FR.MalformedFrame("restore needs kind:text, epoch:int>0 and rec:bytes or t:int")
         if len(self.hosts) >= MAX_HOSTED:
             raise F.HostFailure(F.STATE_FAILED, "node hosts its maximum of %d daemons" % MAX_HOSTED)
         if origin not in self.registry.slots and self.key_loader is not None:
             self.key_loader()
-        try:
-            rec = cbor.loads(rec)
-        except Exception as e:
-            raise F.HostFailure(F.STATE_FAILED, "bad record: %s" % e)
-        if not isinstance(rec, dict) or rec.get("origin") != origin:
-            raise F.HostFailure(F.STATE_FAILED, "record of another origin")
-        host = DaemonHost.from_record(rec, self.registry)  # typed failures: kind, key slot
-        host.epoch = epoch
-        self.hosts[origin] = host
-        self.mig[origin] = [m, "h", [], 0]
-        ready.persist.append((name, host.record()))
-        return reply(self, ready, "restored", m, origin, seq=host.chain.head.sequence)
+        self.registry.check(kind, origin)  # typed failures before any chunk travels
+        if rec is not None:
+            return _restore(self, ready, m, origin, kind, epoch, rec)
+        global _rx
+        if _rx is None:
+            _rx = X.Reassembler(DaemonHost.max_state + 2048)  # state + the record's other fields
+        if t > _rx.max_bytes:
+            raise F.HostFailure(F.STATE_FAILED, "record of %d bytes exceeds %d" % (t, _rx.max_bytes))
+        if _rx.buf is not None and (self.mig.get(_rx.origin) or "__")[1] != "t":
+            _rx.cancel()  # abandoned (its migration was stopped)
+        self.mig[origin] = [m, "t", [kind, epoch], 0]
+        return
+    if cmd == "chunk":
+        if not (mg and mg[0] == m and mg[1] == "t"):
+            if host is not None and mg and mg[0] == m:
+                return  # a redelivery after the restore
+            raise F.HostFailure(F.STATE_FAILED, "no restore of %08x in progress for migration %d" % (origin, m))
+        c = X.chunk_from_obj(body.get("c"))
+        if c["m"] != m or c["o"] != origin:
+            raise X.TransferError("mismatch", "m/o")
+        rec = _rx.feed(c, time.time())
+        if rec is None:
+            return reply(self, ready, "got", m, origin, i=c["i"])
+        del c
+        kind, epoch = mg[2]
+        del self.mig[origin]
+        gc.collect()
+        return _restore(self, ready, m, origin, kind, epoch, rec)
     if cmd == "release":
         if mg and mg[0] == m and mg[1] == "r":  # a retry: the buffer left already
             return reply(self, ready, "buffered", m, origin, inputs=[])
@@ -119,11 +170,13 @@ def _command(self, ready, cmd, m, origin, body):
         if mg and (mg[0] != m or mg[1] != "f"):
             raise F.HostFailure(F.ALREADY_MIGRATING, "%08x is migrating (%d)" % (origin, mg[0]))
         rec = cbor.dumps(host.record(), True)
-        if len(rec) > MAX_REC:
-            raise F.HostFailure(F.STATE_FAILED, "record of %d bytes exceeds %d" % (len(rec), MAX_REC))
         if not mg:
             self.mig[origin] = [m, "f", [], 0]
-        return reply(self, ready, "snapshot", m, origin, rec=rec)
+        if len(rec) <= CHUNK:
+            return reply(self, ready, "snapshot", m, origin, rec=rec)
+        for c in X.pieces(m, origin, rec, CHUNK):  # the gateway reassembles them
+            reply(self, ready, "chunk", m, origin, c=c)
+        return
     if mg and mg[0] != m:
         raise F.HostFailure(F.ALREADY_MIGRATING, "%08x is migrating (%d)" % (origin, mg[0]))
     if cmd == "replay":  # (also after go: late forwarded inputs, the window drops repeats)

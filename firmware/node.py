@@ -233,7 +233,7 @@ class NodeCore:
             if not (isinstance(origin, int) and isinstance(kind, str) and isinstance(epoch, int) and epoch > 0):
                 raise FR.MalformedFrame("activate needs origin:int, kind:text, epoch:int>0")
             self._activate(ready, kind, origin, epoch)
-        elif cmd in ("freeze", "restore", "release", "replay", "go", "resume"):
+        elif cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume"):
             from .migrate import command  # (loaded by the first migration only)
             command(self, ready, cmd, origin, body)
         elif cmd == "stop":
@@ -273,7 +273,7 @@ class NodeCore:
         body = {
             "board": self.cfg.board, "up": uptime_ms, "heap": free_heap, "flash": flash_free,
             "kinds": self.registry.kinds(), "keys": sorted(self.registry.slots),
-            "daemons": [h.summary() for h in self.hosts.values()],
+            "daemons": [h.summary(self.store.sizes.get("d%08x" % h.origin, 0)) for h in self.hosts.values()],
             "errors": self.errors, "corrupt": sorted(self.corrupt), "mqtt": mqtt or {},
         }
         ready.publish.append((T.node(self.node_id, "hb"), self.frame(ready, FR.HEARTBEAT, body), 0, False))

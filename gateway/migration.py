@@ -20,6 +20,7 @@ from ..shared import failures as F
 from ..shared import frame as FR
 from ..shared import status as S
 from ..shared import topics as T
+from ..shared import transfer as X
 from ..shared.link import CausalLink
 
 log = logging.getLogger("netedge.gateway")
@@ -31,7 +32,11 @@ PRE_BUMP = ("push_keys", "freeze", "restore")
 # inputs per `replay` frame: the target builds a chain event per input before it publishes
 # any, so a whole 64-input buffer at once could exhaust a small board's heap
 REPLAY_BATCH = 8
-
+# Snapshot chunks to a target (§14): sized for its free heap, at most 2 KB (a node queues at most
+# 8 KB of received frames, §11), WINDOW of them unacknowledged at a time
+TX_CHUNK = 2048
+WINDOW = 2
+MAX_RECORD = 1 << 20  # the gateway's reassembly cap for a source's snapshot
 
 def state_key(origin):
     return "migrate:%08x" % origin
@@ -49,6 +54,8 @@ class MigrationOrchestrator:
     def __init__(self, core):
         self.core = core          # for the store, frames, replies, key slots and the dirty set
         self.store = core.store
+        self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
+        self.tx = {}              # origin -> [chunk maps for the target, next index to send]
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -64,6 +71,8 @@ class MigrationOrchestrator:
         log.info("migration %d origin=%08x %s -> %s: %s", st["m"], st["origin"], st["source"], st["target"], step)
 
     def _finish(self, acts, st, ok, result=None, error=None):
+        self.rx.pop(st["origin"], None)
+        self.tx.pop(st["origin"], None)
         self.store.delete_state(state_key(st["origin"]))
         if st.get("client") is not None:
             self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
@@ -150,15 +159,28 @@ class MigrationOrchestrator:
             rec = body.get("rec")
             if not isinstance(rec, bytes):
                 raise FR.MalformedFrame("snapshot needs rec: bytes")
-            r = cbor.loads(rec)
-            head = CausalLink.from_bytes(r["head"])
-            if head.origin_hash != origin:
-                self._abort(acts, st, "snapshot of another origin")
+            self._snapshot(acts, st, rec)
+        elif op == "chunk" and step == "freeze" and node == st["source"]:
+            rx = self.rx.get(origin)
+            if rx is None:
+                rx = self.rx[origin] = X.Reassembler(MAX_RECORD, X.MAX_COUNT, X.MAX_CHUNK, PHASE_TIMEOUT_S)
+            c = X.chunk_from_obj(body.get("c"))
+            if (c["m"], c["o"]) != (m, origin):
+                raise FR.MalformedFrame("chunk of another migration")
+            try:
+                rec = rx.feed(c, time.monotonic())
+            except X.TransferError as e:
+                if e.args[0] != "stale":  # (a redelivery)
+                    self._abort(acts, st, "%s: snapshot transfer: %s" % (F.NAMES[F.STATE_FAILED], e.args))
                 return
-            self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
-            st["seq"] = head.sequence
-            self._step(st, "restore")
-            self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
+            if rec is not None:
+                del self.rx[origin]
+                self._snapshot(acts, st, bytes(rec))
+        elif op == "got" and step == "restore" and node == st["target"]:
+            tx = self.tx.get(origin)
+            if tx is not None and tx[1] < len(tx[0]):  # one acknowledged: the next one
+                self._send(acts, st["target"], "chunk", st, c=tx[0][tx[1]])
+                tx[1] += 1
         elif op == "restored" and step == "restore" and node == st["target"]:
             if body.get("seq") != st["seq"]:
                 self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st["seq"]))
@@ -184,6 +206,30 @@ class MigrationOrchestrator:
             self._complete(acts, st, body.get("seq"))
         else:
             log.info("migration reply %s from %s in step %s ignored", op, node, step)
+
+    def _snapshot(self, acts, st, rec):
+        """The source's whole record arrived: store it, then send it to the target."""
+        origin = st["origin"]
+        r = cbor.loads(rec)
+        head = CausalLink.from_bytes(r["head"])
+        if head.origin_hash != origin or r.get("origin") != origin:
+            self._abort(acts, st, "snapshot of another origin")
+            return
+        self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
+        st["seq"] = head.sequence
+        self._step(st, "restore")
+        t = self.store.node(st["target"])
+        heap = (t.info.get("heap") if t else None) or 0
+        size = min(TX_CHUNK, X.chunk_size_for(heap) if isinstance(heap, int) else X.MIN_CHUNK)
+        if len(rec) <= size:
+            self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
+            return
+        # announced first (the target checks kind, key slot and size before any chunk travels)
+        chunks = X.split(st["m"], origin, rec, size)
+        self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, t=len(rec))
+        for c in chunks[:WINDOW]:
+            self._send(acts, st["target"], "chunk", st, c=c)
+        self.tx[origin] = [chunks, WINDOW]
 
     def _forget_hosted(self, node, origin):
         """The source let go (its release reply): drop the daemon from its last heartbeat now, so a

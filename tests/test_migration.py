@@ -88,7 +88,7 @@ def test_migration_refused_keeps_daemon_on_source(tmp_path, firmware):
 
 # -- the node's side, sans-I/O (CPython): NodeCore fed frames directly --------------------------
 
-def _core(tmp_path, name, key=True, kinds=("counter",)):
+def _core(tmp_path, name, key=True, kinds=("counter",), key_kind="counter"):
     from netedge.firmware.node import NodeCore
     from netedge.firmware.registry import DaemonFactoryRegistry
     from netedge.firmware.store import RecordStore
@@ -100,7 +100,7 @@ def _core(tmp_path, name, key=True, kinds=("counter",)):
     for k in kinds:
         reg.register_kind(k, "netedge.firmware.daemons.%s.%s" % (k, k.capitalize()))
     if key:
-        reg.provision("counter", daemon_key("mig")[0])
+        reg.provision(key_kind, daemon_key("mig")[0])
     core = NodeCore(Cfg, reg, RecordStore(str(tmp_path / name)))
     _apply(core, core.boot())
     return core
@@ -176,6 +176,56 @@ def test_node_migration_commands(tmp_path):
     assert t.hosts[o].daemon.total == sum(range(1, 9 + 65)) and o not in t.mig
 
 
+def test_node_chunked_snapshot(tmp_path):
+    """A record larger than one chunk: the source sends §14 chunks, the target takes them one
+    window at a time after `restore` announced them, acknowledges each and restores on the
+    last; bad chunks are refused with state_failed and leave nothing half-restored."""
+    from netedge.firmware.host import DaemonHost
+    from netedge.shared import transfer as X
+    from nodes import daemon_origin
+    o = daemon_origin("mig")
+    g = _Feed()
+    s, t = (_core(tmp_path, n, kinds=("blob",), key_kind="blob") for n in "st")
+    old, DaemonHost.max_state = DaemonHost.max_state, 12000
+    try:
+        g.ctl(s, cmd="activate", origin=o, kind="blob", epoch=1)
+        g.inp(s, o, 1)
+        from netedge.shared import frame as FR
+        from netedge.shared import topics as T
+        _apply(s, s.on_message(T.daemon(o, "in"), FR.encode(FR.INPUT, "client", 2, {"p": b"=10000"})))
+        g.inp(s, o, 3)
+        reps = g.ctl(s, cmd="freeze", m=5, origin=o)
+        assert [r["op"] for r in reps] == ["chunk"] * 5  # 10 KB in 2 KB chunks
+        rx = X.Reassembler(1 << 20, 100)
+        rec = [rx.feed(r["c"]) for r in reps][-1]
+        assert rec is not None and len(rec) > 10000
+        # the gateway's way: restore announces t, then chunks of the target's size
+        assert g.ctl(t, cmd="restore", m=5, origin=o, kind="blob", epoch=2, t=len(rec)) == []
+        chunks = X.split(5, o, bytes(rec), 1024)
+        bad = dict(chunks[1], d=b"x" * 1024)
+        for c in chunks[:-1]:
+            [got] = g.ctl(t, cmd="chunk", m=5, origin=o, c=c)
+            assert (got["op"], got["i"]) == ("got", c["i"])
+        assert g.ctl(t, cmd="chunk", m=5, origin=o, c=chunks[0]) == [{"op": "got", "m": 5, "o": o, "i": 0}]  # a redelivery
+        [f] = g.ctl(t, cmd="chunk", m=5, origin=o, c=bad)  # same index, other bytes
+        assert (f["op"], f["code"]) == ("failed", 4) and o not in t.mig and o not in t.hosts
+        # again, from the start (a new migration id evicts the abandoned transfer)
+        assert g.ctl(t, cmd="restore", m=6, origin=o, kind="blob", epoch=2, t=len(rec)) == []
+        out = [g.ctl(t, cmd="chunk", m=6, origin=o, c=c) for c in X.split(6, o, bytes(rec), 1024)]
+        [r] = out[-1]
+        assert (r["op"], r["seq"]) == ("restored", 3)
+        assert t.hosts[o].daemon.snapshot() == s.hosts[o].daemon.snapshot()
+        # a chunk for a migration that announced nothing is refused
+        [f] = g.ctl(t, cmd="chunk", m=9, origin=o, c=X.split(9, o, b"x" * 3000, 1024)[0])
+        assert f["code"] == 4 and "no restore" in f["detail"]
+        # a record above the target's cap is refused before any chunk travels
+        u = _core(tmp_path, "u", kinds=("blob",), key_kind="blob")
+        [f] = g.ctl(u, cmd="restore", m=7, origin=o, kind="blob", epoch=2, t=10 ** 6)
+        assert (f["op"], f["code"]) == ("failed", 4) and "exceeds" in f["detail"] and o not in u.mig
+    finally:
+        DaemonHost.max_state = old
+
+
 def T_in(core, origin):
     from netedge.shared import topics as T
     return T.daemon(origin, "in") in core.subscriptions()
@@ -206,6 +256,48 @@ def test_soak_twenty_migrations_under_a_steady_stream(tmp_path, firmware):
         print("soak: %d inputs, %d migrations in %.1f s; migrate command p50 %.2f s, max %.2f s" % (
             n, len(hops), time.monotonic() - t0, sorted(took)[len(took) // 2], max(took)))
         check_chain(c, a, n, 1 + len(hops), hops[-1])
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
+
+
+BLOB_NODE = {"kinds": {"counter": "netedge.firmware.daemons.counter.Counter",
+                       "blob": "netedge.firmware.daemons.blob.Blob"}, "max_state": 12000}
+
+
+def test_migrate_large_state_in_chunks(tmp_path, firmware):
+    """A 9 KB state moves in §14 chunks both ways (source -> gateway -> target) under load;
+    the chain stays one Continuous chain and the state arrives byte for byte."""
+    from netedge.shared import status as S
+    from nodes import assert_in_order, event_outputs
+    c = Cluster(tmp_path, firmware, ["n1", "n2"], extra={"n1": BLOB_NODE, "n2": BLOB_NODE}, heap="160K")
+    try:
+        a = deploy(c.cfg, "blob", "n1")
+        c.obs.send_input(a, b"=9000", sender="setup", counter=1)
+        c.wait_events(a, 1)
+        outs = stream_and_migrate(c, a, ["n2", "n1"], n=200)
+        assert "from n2 to n1" in outs[1], outs
+        st = c.gw.store()
+        try:
+            evs = list(st.events(a))
+            assert [e.sequence for e in evs] == list(range(1, 202))
+            assert_in_order(evs)
+            assert sorted(event_outputs(e.payload)[1] for e in evs[1:]) == list(range(1, 201))
+            assert int(event_outputs(evs[-1].payload)[4][0]) == 200 * 201 // 2
+            assert S.assess_continuity(evs, a).kind == S.CONTINUOUS
+            from netedge.shared import cbor
+            snap = st.latest_snapshot(a)  # the gateway reassembled the source's chunks
+            assert len(snap.data) > 9000 and len(cbor.loads(snap.data)["state"]) > 9000
+            d = st.daemon(a)
+            assert (d.epoch, d.host_node) == (3, "n1")
+        finally:
+            st.close()
+        c.obs.heartbeats.clear()
+        c.obs.wait(lambda: "n1" in c.obs.heartbeats, 5, "heartbeat")
+        [dd] = c.obs.heartbeats["n1"]["daemons"]
+        assert dd["size"] > 9000
     except Exception:
         print(c.gw.output()[-5000:])
         raise
