@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/python bench/horizon_fpr.py
 	$(BIN)/python bench/node_memory.py
 	$(BIN)/python bench/last_will.py
+	$(BIN)/python bench/migration_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build
