@@ -72,6 +72,7 @@ class GatewayCore:
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
         self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
+        self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -355,9 +356,13 @@ class GatewayCore:
                 self._stop(acts, client, rid, body.get("origin"))
             elif op == "migrate":
                 origin, to = body.get("origin"), body.get("to")
-                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
+                if body.get("auto") is True and to is None:
+                    pass  # start_migration_auto: the gateway picks the target
+                elif not (_is_int(origin) and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
                     raise BadRequest("migrate needs 'origin' (u32) and 'to': a node name of at most %d characters"
-                                     % MAX_NAME)
+                                     " (or 'auto': true)" % MAX_NAME)
+                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF):
+                    raise BadRequest("migrate needs 'origin' (u32)")
                 self.migrations.start(acts, client, rid, origin, to, now)
             else:
                 raise BadRequest("unknown request %r: expected 'deploy', 'stop' or 'migrate'" % (op,))

@@ -50,6 +50,12 @@ class MigrationError(ValueError):
     """A migration request the gateway refuses (the daemon stays where it is)."""
 
 
+def heap_needed(size):
+    """Free heap a target needs to take a record of `size` bytes: the reassembly buffer, the
+    decoded record and the daemon's restored state (about three copies), plus room to run."""
+    return 3 * size + 8192
+
+
 class MigrationOrchestrator:
     def __init__(self, core):
         self.core = core          # for the store, frames, replies, key slots and the dirty set
@@ -89,8 +95,63 @@ class MigrationOrchestrator:
 
     # -- the request --------------------------------------------------------------------
 
+    def record_size(self, d):
+        """Bytes a migration of daemon `d` moves: its host's last heartbeat says, else the
+        latest stored snapshot, else 0 (unknown)."""
+        n = self.store.node(d.host_node)
+        for x in (n.info.get("daemons") or []) if n else []:
+            if isinstance(x, dict) and x.get("origin") == d.origin and isinstance(x.get("size"), int):
+                return x["size"]
+        snap = self.store.latest_snapshot(d.origin)
+        return len(snap.data) if snap else 0
+
+    def unfit(self, n, d, need):
+        """Why node `n` cannot take daemon `d` now (None: it can)."""
+        if n.node_id == d.host_node:
+            return "the source"
+        if n.status != "online":
+            return n.status
+        if "kinds" not in n.info:
+            return "no heartbeat yet"
+        if d.kind not in (n.info.get("kinds") or []):
+            return "cannot host kind %r" % d.kind
+        if any(isinstance(x, dict) and x.get("origin") == d.origin for x in n.info.get("daemons") or []):
+            return "still hosts it"
+        prov = self.core.provisionable
+        if d.origin not in (n.info.get("keys") or []) and prov is not None and not prov(n.node_id):
+            return "no key slot, and no provisioning path for it in the gateway's [nodes]"
+        heap = n.info.get("heap")
+        if isinstance(heap, int) and heap < need:
+            return "free heap %d < %d needed" % (heap, need)
+        return None
+
+    def pick_target(self, origin):
+        """start_migration_auto's placement: among the nodes that can take the daemon now, one
+        that already holds its key slot, then the most free heap, then the lowest name."""
+        d = self.store.daemon(origin)
+        if d is None:
+            raise MigrationError("unknown daemon %08x" % origin)
+        size = self.record_size(d)
+        need = heap_needed(size)
+        fit, why = [], []
+        for n in self.store.nodes():
+            r = self.unfit(n, d, need)
+            if r is None:
+                fit.append(n)
+            elif r != "the source":
+                why.append("%s: %s" % (n.node_id, r))
+        if not fit:
+            raise MigrationError("no node can take %08x (kind %r, %d-byte record, needs %d bytes of free heap): %s" % (
+                origin, d.kind, size, need, "; ".join(why) or "no other node known"))
+        fit.sort(key=lambda n: (origin not in (n.info.get("keys") or []), -(n.info.get("heap") or 0), n.node_id))
+        return fit[0].node_id
+
     def start(self, acts, client, rid, origin, target, now):
         store = self.store
+        if target is None:  # --auto
+            if store.get_state(state_key(origin)) is not None:
+                raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
+            target = self.pick_target(origin)
         d = store.daemon(origin)
         if d is None:
             raise MigrationError("unknown daemon %08x" % origin)

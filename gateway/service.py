@@ -89,6 +89,7 @@ class GatewayService:
         self.store = Store(self.cfg.db_path)
         keystore = Keystore(self.store, self.cfg.kek_path)
         self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms)
+        self.core.provisionable = self.cfg.nodes.__contains__  # (nodes with a [nodes.X] entry)
         if self.cfg.http:
             self._start_http()
         b = self.cfg.broker

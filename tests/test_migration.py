@@ -303,3 +303,68 @@ def test_migrate_large_state_in_chunks(tmp_path, firmware):
         raise
     finally:
         c.close()
+
+
+def test_auto_placement_rules(tmp_path):
+    """start_migration_auto's choice from the capability index (the nodes' last heartbeats):
+    online, can host the kind, holds the key slot or can be provisioned, free heap for the
+    record, not the source; ranked key slot first, then free heap; a clear reason otherwise."""
+    import pytest
+    from netedge.gateway.migration import MigrationError, MigrationOrchestrator, heap_needed
+    from netedge.gateway.store import Store
+
+    class Core:
+        provisionable = staticmethod(lambda n: n != "far")
+    core = Core()
+    core.store = st = Store(str(tmp_path / "gw.db"))
+    o = 0x1a2b3c4d
+    need = heap_needed(5000)
+
+    def node(name, status="online", kinds=("counter",), keys=(), heap=100000, daemons=()):
+        st.upsert_node(name, status, info={"kinds": list(kinds), "keys": list(keys), "heap": heap,
+                                           "daemons": list(daemons)})
+    node("src", daemons=[{"origin": o, "kind": "counter", "size": 5000}])
+    st.add_daemon(o, "counter", b"k" * 32, host_node="src", epoch=1, status="active")
+    node("a-off", status="offline")
+    node("b-echo", kinds=("echo",))
+    node("c-small", heap=need - 1)
+    node("far")  # no key slot and no provisioning path
+    node("old", daemons=[{"origin": o}])
+    orch = MigrationOrchestrator(core)
+    with pytest.raises(MigrationError) as e:
+        orch.pick_target(o)
+    msg = str(e.value)
+    for why in ("a-off: offline", "b-echo: cannot host kind 'counter'", "c-small: free heap %d < %d" % (need - 1, need),
+                "far: no key slot", "old: still hosts it", "5000-byte record"):
+        assert why in msg, msg
+    assert "src" not in msg
+    node("x-big", heap=200000)  # needs provisioning
+    node("y-key", keys=[o], heap=need)  # holds the key slot: preferred
+    assert orch.pick_target(o) == "y-key"
+    node("y-key", keys=[o], heap=need, status="suspect")
+    assert orch.pick_target(o) == "x-big"
+    st.close()
+
+
+def test_migrate_auto_end_to_end(tmp_path, firmware):
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], configured=["n1", "n2"],
+                extra={"n3": {"kinds": {"echo": "netedge.firmware.daemons.echo.Echo"}}})
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        s = Stream(c.obs, a, 1, 100, rate=200)
+        s.start()
+        out = cli(c.cfg, "migrate", "%08x" % a, "--auto").stdout
+        assert "from n1 to n2" in out, out  # n3 cannot host counters
+        c.nodes["n1"].kill()
+        c.gw.wait_for(lambda st: st.node("n1").status != "online", 10, "n1 offline")
+        r = cli(c.cfg, "migrate", "%08x" % a, "--auto", check=False)
+        assert r.returncode != 0 and "no node can take" in r.stderr and "n1: offline" in r.stderr \
+            and "n3: cannot host kind 'counter'" in r.stderr, r.stderr
+        s.join(30)
+        c.wait_events(a, 100)
+        check_chain(c, a, 100, 2, "n2")
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
