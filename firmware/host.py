@@ -45,6 +45,8 @@ class DaemonHost:
         self.chain = chain or ChainBuilder(origin)
         self.window = window or InputWindow()
         self.last = None  # (link bytes, payload) of the newest event, for republish after a crash
+        self.hold = None  # migration id while frozen (source) or held (target): on flash, so a
+        #                   reboot comes back holding, never processing (PROTOCOL §16)
         self.stats = {"processed": 0, "errors": 0, "duplicates": 0, "refused": 0}
 
     def deliver(self, sender, counter, payload):
@@ -89,12 +91,15 @@ class DaemonHost:
         state = self.daemon.snapshot()
         if len(state) > self.max_state:
             raise F.HostFailure(F.STATE_FAILED, "snapshot of %d bytes exceeds %d" % (len(state), self.max_state))
-        return {
+        rec = {
             "v": RECORD_VERSION, "kind": self.kind, "origin": self.origin, "epoch": self.epoch,
             "head": self.chain.head.to_bytes(), "next": self.chain.next_parent,
             "state": state, "window": self.window.senders,  # (== window.to_obj(): encoded, not kept)
             "last": self.last, "stats": self.stats,
         }
+        if self.hold is not None:
+            rec["hold"] = self.hold
+        return rec
 
     @classmethod
     def from_record(cls, rec, registry):
@@ -117,6 +122,7 @@ class DaemonHost:
         except Exception as e:
             raise F.HostFailure(F.STATE_FAILED, "restore failed: %s" % e)
         host = cls(kind, origin, daemon, rec["epoch"], ChainBuilder.resume(head, rec["next"]), window)
+        host.hold = rec.get("hold")
         last = rec.get("last")
         if last:
             host.last = (last[0], last[1])

@@ -57,6 +57,7 @@ def _restore(self, ready, m, origin, kind, epoch, rec):
     host = DaemonHost.from_record(rec, self.registry)  # typed failures: kind, key slot
     del rec
     host.epoch = epoch
+    host.hold = m  # (on flash: a reboot comes back held)
     self.hosts[origin] = host
     self.mig[origin] = [m, "h", [], 0]
     ready.persist.append(("d%08x" % origin, host.record()))
@@ -97,13 +98,16 @@ def on_input(self, ready, origin, host, mg, payload):
     buf.append(payload)
     mg[3] += len(payload)
     if len(buf) > MIG_CAP or mg[3] > MIG_BYTES:
-        del self.mig[origin]
         if mg[1] == "f":  # frozen: give up the migration, process the buffer in order
+            del self.mig[origin]
+            host.hold = None
             run(self, ready, host, buf, 1)
-        else:  # held: this node lets go of it
-            self.hosts.pop(origin, None)
-            ready.persist.append(("d%08x" % origin, None))
-        reply(self, ready, "failed", mg[0], origin, code=F.STATE_FAILED, detail="buffer full")
+            ready.persist.append(("d%08x" % origin, host.record()))
+            detail = "buffer full"
+        else:  # held: the gateway's input log has them all; it must replay them before go
+            mg[1], mg[2], mg[3] = "b", [], 0
+            detail = "hold buffer full"
+        reply(self, ready, "failed", mg[0], origin, code=F.STATE_FAILED, detail=detail)
 
 
 def _command(self, ready, cmd, m, origin, body):
@@ -156,7 +160,7 @@ def _command(self, ready, cmd, m, origin, body):
     if cmd == "release":
         if mg and mg[0] == m and mg[1] == "r":  # a retry: the buffer left already
             return reply(self, ready, "buffered", m, origin, inputs=[])
-        if host is None or not mg or mg[0] != m or mg[1] != "f":
+        if host is None or not mg or mg[0] != m or mg[1] not in "fb":  # ("b": rebooted while frozen)
             raise F.HostFailure(F.STATE_FAILED, "%08x is not frozen here for migration %d" % (origin, m))
         self.hosts.pop(origin)
         self.mig[origin] = [m, "r", None, 0]
@@ -169,7 +173,10 @@ def _command(self, ready, cmd, m, origin, body):
     if cmd == "freeze":
         if mg and (mg[0] != m or mg[1] != "f"):
             raise F.HostFailure(F.ALREADY_MIGRATING, "%08x is migrating (%d)" % (origin, mg[0]))
-        rec = cbor.dumps(host.record(), True)
+        host.hold = m
+        rec = host.record()
+        ready.persist.append((name, rec))  # frozen on flash too: a reboot comes back held
+        rec = cbor.dumps(rec, True)
         if not mg:
             self.mig[origin] = [m, "f", [], 0]
         if len(rec) <= CHUNK:
@@ -182,9 +189,16 @@ def _command(self, ready, cmd, m, origin, body):
     if cmd == "replay":  # (also after go: late forwarded inputs, the window drops repeats)
         if not isinstance(body.get("inputs"), list):
             raise FR.MalformedFrame("replay needs inputs: list")
+        if mg and mg[1] == "b" and body.get("log") is True:
+            mg[1] = "h"  # the gateway's log covers what the reboot (or a full buffer) lost
         run(self, ready, host, body["inputs"], 0)
-    elif mg and mg[1] == ("h" if cmd == "go" else "f"):  # go: leave HOLD; resume: abort, unfreeze
+        return
+    if mg and mg[1] == "b":
+        return  # go/resume wait for the gateway's log replay (a go sent before the reboot is stale)
+    if mg and mg[1] == ("h" if cmd == "go" else "f"):  # go: leave HOLD; resume: abort, unfreeze
         del self.mig[origin]
+        host.hold = None
         run(self, ready, host, mg[2], 1)
+        ready.persist.append((name, host.record()))  # (the hold mark off flash)
     if cmd == "go":
         reply(self, ready, "active", m, origin, seq=host.chain.head.sequence)

@@ -55,7 +55,8 @@ class NodeCore:
         self.registry = registry
         self.store = store
         self.hosts = {}        # origin -> DaemonHost
-        self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "r"eleased, frames, bytes]
+        self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "b"ooted held | "r"eleased |
+        #                                "t"ransferring, frames, bytes] (firmware/migrate.py)
         self.corrupt = {}      # record name -> reason (reported in every heartbeat)
         self.counter = 0
         self.counter_reserved = 0
@@ -94,6 +95,10 @@ class NodeCore:
                 continue
             if host and host.last:  # republish the newest event: it may not have left before the crash
                 ready.publish.append(self.chain_frame(ready, host, host.last))
+            if host and host.hold is not None:
+                # mid-migration when it went down: held ("b"ooted) until the gateway replays its
+                # logged inputs (what this node had buffered in RAM is gone) and says go
+                self.mig[host.origin] = [host.hold, "b", [], 0]
         for origin in self.cfg.hosted:
             if origin not in self.hosts and not self._quarantined(origin):
                 slot = self.registry.slots.get(origin)

@@ -133,8 +133,10 @@ class GatewayCore:
             _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
                 self._node_down(acts, node, "last will")
+                self.migrations.node_down(acts, node)
             else:
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
+                self.migrations.node_up(acts, node)
                 self.last_seen[node] = now
         elif leaf == "hb":
             f, body = self._decode_node(node, payload, FR.HEARTBEAT)

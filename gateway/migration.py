@@ -46,6 +46,10 @@ def done_key(origin):
     return "migrated:%08x" % origin
 
 
+def recover_key(origin):
+    return "recover:%08x" % origin
+
+
 class MigrationError(ValueError):
     """A migration request the gateway refuses (the daemon stays where it is)."""
 
@@ -82,6 +86,29 @@ class MigrationOrchestrator:
         self.store.delete_state(state_key(st["origin"]))
         if st.get("client") is not None:
             self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
+
+    def _batches(self, inputs):
+        """Replay frames' input lists: at most REPLAY_BATCH inputs and ~4 KB each."""
+        out, cur, size = [], [], 0
+        for x in inputs:
+            if cur and (len(cur) >= REPLAY_BATCH or size + len(x[2]) > 4096):
+                out.append(cur)
+                cur, size = [], 0
+            cur.append(x)
+            size += len(x[2]) + 16
+        return out + [cur] if cur else out
+
+    def _replay_log(self, acts, node, st, after_seq):
+        """Re-drive `node` from the gateway's durable input log: every logged input the stored
+        chain does not reflect after `after_seq`, in order (`"log": true` lets a node that came
+        back from a reboot leave its hold afterwards; its input window drops what it has), then
+        `go`.  This replaces inputs a crashed node had taken into RAM."""
+        inputs = [[i.sender, i.counter, i.payload] for i in self.store.inputs_missing_after(st["origin"], after_seq)]
+        for batch in self._batches(inputs) or [[]]:
+            self._send(acts, node, "replay", st, inputs=batch, log=True)
+        self._send(acts, node, "go", st)
+        log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
+                 len(inputs), after_seq, node)
 
     def _abort(self, acts, st, why):
         """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
@@ -159,6 +186,9 @@ class MigrationOrchestrator:
             raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
         if d.status != "active":
             raise MigrationError("daemon %08x is %s, not active" % (origin, d.status))
+        if store.get_state(recover_key(origin)) is not None:
+            raise MigrationError("%08x is waiting to recover on %s after a crash mid-migration: retry once that node "
+                                 "is back" % (origin, d.host_node))
         if d.host_node == target:
             raise MigrationError("daemon %08x runs on %s already" % (origin, target))
         src = store.node(d.host_node)
@@ -213,6 +243,9 @@ class MigrationOrchestrator:
                                       body.get("detail"))
             if step in PRE_BUMP:
                 self._abort(acts, st, why)
+            elif node == st["target"]:  # e.g. its hold buffer filled: it waits for the log
+                log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
+                self._replay_log(acts, node, st, st["seq"])
             else:
                 log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
             return
@@ -313,6 +346,44 @@ class MigrationOrchestrator:
                                              "epoch": st["epoch"] + 1, "migration_seq": st["seq"], "seq": seq,
                                              "phases": st["phases"],
                                              "ms": round((time.time() - st["started"]) * 1000, 1)})
+
+    # -- nodes going down and coming back (the crash matrix, docs/PROTOCOL.md §16) ---------
+
+    def node_down(self, acts, node):
+        """A node's last will.  Before the bump, a lost source or target aborts at once (a lost
+        source must replay the gateway's input log when it is back: it had acked inputs into
+        RAM).  After it, a lost source is not waited for: the target replays the input log
+        instead of the source's buffer; a lost target is re-driven when it is back."""
+        for key, st in self.store.list_states("migrate:"):
+            if node not in (st["source"], st["target"]):
+                continue
+            if st["step"] in PRE_BUMP:
+                if node == st["source"]:
+                    self.store.put_state(recover_key(st["origin"]), {"node": node, "m": st["m"]})
+                self._abort(acts, st, "%s %s went offline" % ("source" if node == st["source"] else "target", node))
+            elif node == st["source"] and st["step"] == "release":
+                self._step(st, "go")
+                self._replay_log(acts, st["target"], st, st["seq"])
+            elif node == st["target"]:
+                log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
+                            "it is back", st["m"], st["origin"], node)
+
+    def node_up(self, acts, node):
+        """A node's status says online (a boot or a reconnect): re-drive what it must finish."""
+        for key, rec in self.store.list_states("recover:"):
+            if rec["node"] != node:
+                continue
+            origin = int(key.split(":")[1], 16)
+            d = self.store.daemon(origin)
+            self.store.delete_state(key)
+            if d is None or d.host_node != node or self.store.get_state(state_key(origin)) is not None:
+                continue
+            head = self.store.head(origin)
+            log.warning("recovering %08x on %s after its crash mid-migration", origin, node)
+            self._replay_log(acts, node, {"m": rec["m"], "origin": origin}, head.link.sequence if head else 0)
+        for key, st in self.store.list_states("migrate:"):
+            if node == st["target"] and st["step"] not in PRE_BUMP and st["step"] != "done":
+                self._replay_log(acts, node, st, st["seq"])
 
     # -- timers ---------------------------------------------------------------------------
 

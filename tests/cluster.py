@@ -73,14 +73,16 @@ class Cluster:
         self.gw.wait_for(lambda st: st.event_count(origin) >= n, timeout, "%d events of %08x" % (n, origin))
 
 
-def check_chain(c, origin, n, epoch, host):
+def check_chain(c, origin, n, epoch, host, setup=0):
+    """The stored chain: `setup` leading events, then inputs 1..n each exactly once, in order,
+    with the exact running total; one Continuous chain; the daemon where it should be."""
     st = c.gw.store()
     try:
         evs = list(st.events(origin))
-        assert [e.sequence for e in evs] == list(range(1, n + 1))
+        assert [e.sequence for e in evs] == list(range(1, n + setup + 1))
         assert_in_order(evs)
         # exactly once: every input counter 1..n appears once, and the total is exact
-        assert sorted(event_outputs(e.payload)[1] for e in evs) == list(range(1, n + 1))
+        assert sorted(event_outputs(e.payload)[1] for e in evs[setup:]) == list(range(1, n + 1))
         assert int(event_outputs(evs[-1].payload)[4][0]) == n * (n + 1) // 2
         assert S.assess_continuity(evs, origin).kind == S.CONTINUOUS
         d = st.daemon(origin)
