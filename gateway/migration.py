@@ -238,6 +238,10 @@ class MigrationOrchestrator:
             log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
             return
         step = st["step"]
+        if node not in (st["source"], st["target"]):
+            # (a node's topic carries only that node's frames: core checks the sender)
+            log.warning("migration reply %s for %08x from %s ignored: not a party to migration %d", op, origin, node, m)
+            return
         if op == "failed":
             why = "%s from %s: %s" % (F.NAMES.get(body.get("code"), "code %r" % body.get("code")), node,
                                       body.get("detail"))

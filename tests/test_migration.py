@@ -1,6 +1,7 @@
 """Live migration end to end (PROTOCOL §16): real Mosquitto, a real gateway process, unix-port
 nodes; inputs stream in while the daemon moves.  The gateway's log must stay one contiguous
 chain, every input processed exactly once and in order."""
+import threading
 import time
 
 from cluster import Cluster, Stream, check_chain, cli, deploy
@@ -367,4 +368,66 @@ def test_migrate_auto_end_to_end(tmp_path, firmware):
         print(c.gw.output()[-5000:])
         raise
     finally:
+        c.close()
+
+
+def test_forged_and_stale_migration_frames_are_rejected(tmp_path, firmware):
+    """While a migration is held at restore: replies forged by a third node (on its own topic,
+    or on the target's topic under its own name), a failure for an older migration id, and after
+    the move a chain event from the deposed source at the old epoch — all refused; the migration
+    completes and the chain is untouched."""
+    import signal
+    from netedge.shared import frame as FR
+    from netedge.shared import topics as T
+    from netedge.shared.link import CausalLink
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"])
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        for i in range(1, 6):
+            c.obs.send_input(a, b"%d" % i, counter=i)
+        c.wait_events(a, 5)
+        n2 = c.nodes["n2"]
+        n2.signal(signal.SIGSTOP)
+        res = {}
+        t = threading.Thread(target=lambda: res.setdefault("r", c.migrate(a, "n2", check=False)))
+        t.start()
+        key = "migrate:%08x" % a
+        c.gw.wait_for(lambda st: (st.get_state(key) or {}).get("step") == "restore", 15, "held at restore")
+        st = c.gw.store()
+        m, seq = st.get_state(key)["m"], st.get_state(key)["seq"]
+        st.close()
+        forged = [("n3", "n3", {"op": "restored", "m": m, "o": a, "seq": seq}),   # not a party
+                  ("n3", "n3", {"op": "failed", "m": m, "o": a, "code": 4, "detail": "forged"}),
+                  ("n2", "n3", {"op": "restored", "m": m, "o": a, "seq": seq}),   # n3 on n2's topic
+                  ("n2", "n2", {"op": "failed", "m": m - 1, "o": a, "code": 4, "detail": "old"})]  # stale id
+        for topic_node, sender, body in forged:
+            c.obs.publish_raw(T.node(topic_node, "mig"), FR.encode(FR.MIGRATION, sender, 1 << 20, body))
+        time.sleep(0.5)
+        st = c.gw.store()
+        assert st.get_state(key)["step"] == "restore" and st.daemon(a).epoch == 1  # nothing moved
+        st.close()
+        n2.signal(signal.SIGCONT)
+        t.join(30)
+        assert res["r"].returncode == 0, res["r"].stderr
+        for i in range(6, 11):
+            c.obs.send_input(a, b"%d" % i, counter=i)
+        c.wait_events(a, 10)
+        # the deposed source (or anyone in its name) at the old epoch: fenced
+        st = c.gw.store()
+        head = st.head(a)
+        st.close()
+        fake = CausalLink(a, 0, head.sequence + 1, head.forward).to_bytes()
+        c.obs.publish_raw(T.daemon(a, "chain"), FR.encode(FR.CHAIN_EVENT, "n1", 1 << 20,
+                                                          {"o": a, "e": 1, "l": fake, "p": b"stale"}))
+        time.sleep(0.5)
+        check_chain(c, a, 10, 2, "n2")
+        out = c.gw.output()
+        assert out.count("not a party to migration") == 2 and "sender 'n3' on node 'n2'" in out, out[-3000:]
+        assert "stale frame rejected origin=%08x from=n1 epoch=1" % a in out
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        for n in c.nodes.values():
+            n.signal(signal.SIGCONT)
         c.close()
