@@ -64,14 +64,20 @@ def _restore(self, ready, m, origin, kind, epoch, rec):
     reply(self, ready, "restored", m, origin, seq=host.chain.head.sequence)
 
 
-def run(self, ready, host, items, raw):
-    """Deliver inputs in order (INPUT frames when raw, else triples), persisting once."""
+def requeue(ready, origin, frames):
+    """Hand a buffer of INPUT frames back to the driver, to be processed next, one at a time
+    like any input (a whole buffer in one Ready could exhaust a small heap: its chain events
+    would all wait in memory), already acknowledged."""
+    t = T.daemon(origin, "in")
+    ready.requeue = [(t, p) for p in frames]
+
+
+def run(self, ready, host, items):
+    """Deliver replayed inputs ([sender, counter, payload]) in order, persisting once."""
     n = 0
     for it in items:
-        if raw:
-            it = _parse(it)  # (checked when buffered)
-        elif not (isinstance(it, list) and len(it) == 3 and isinstance(it[0], str) and type(it[1]) is int
-                  and isinstance(it[2], bytes)):
+        if not (isinstance(it, list) and len(it) == 3 and isinstance(it[0], str) and type(it[1]) is int
+                and isinstance(it[2], bytes)):
             self.errors["malformed"] += 1
             continue
         n += self._feed(ready, host, it, "replay")
@@ -99,10 +105,11 @@ def on_input(self, ready, origin, host, mg, payload):
     mg[3] += len(payload)
     if len(buf) > MIG_CAP or mg[3] > MIG_BYTES:
         if mg[1] == "f":  # frozen: give up the migration, process the buffer in order
-            del self.mig[origin]
             host.hold = None
-            run(self, ready, host, buf, 1)
             ready.persist.append(("d%08x" % origin, host.record()))
+            requeue(ready, origin, buf)
+            self.ended[origin] = mg[0]
+            del self.mig[origin]
             detail = "buffer full"
         else:  # held: the gateway's input log has them all; it must replay them before go
             mg[1], mg[2], mg[3] = "b", [], 0
@@ -171,6 +178,8 @@ def _command(self, ready, cmd, m, origin, body):
     if host is None:
         raise F.HostFailure(F.STATE_FAILED, "%08x is not hosted here" % origin)
     if cmd == "freeze":
+        if m <= self.ended.get(origin, -1):
+            raise F.HostFailure(F.STATE_FAILED, "migration %d of %08x ended" % (m, origin))  # a redelivery
         if mg and (mg[0] != m or mg[1] != "f"):
             raise F.HostFailure(F.ALREADY_MIGRATING, "%08x is migrating (%d)" % (origin, mg[0]))
         host.hold = m
@@ -191,14 +200,15 @@ def _command(self, ready, cmd, m, origin, body):
             raise FR.MalformedFrame("replay needs inputs: list")
         if mg and mg[1] == "b" and body.get("log") is True:
             mg[1] = "h"  # the gateway's log covers what the reboot (or a full buffer) lost
-        run(self, ready, host, body["inputs"], 0)
+        run(self, ready, host, body["inputs"])
         return
     if mg and mg[1] == "b":
         return  # go/resume wait for the gateway's log replay (a go sent before the reboot is stale)
     if mg and mg[1] == ("h" if cmd == "go" else "f"):  # go: leave HOLD; resume: abort, unfreeze
-        del self.mig[origin]
         host.hold = None
-        run(self, ready, host, mg[2], 1)
         ready.persist.append((name, host.record()))  # (the hold mark off flash)
+        requeue(ready, origin, mg[2])
+        self.ended[origin] = m
+        del self.mig[origin]  # (last: a MemoryError above leaves the command to retry whole)
     if cmd == "go":
         reply(self, ready, "active", m, origin, seq=host.chain.head.sequence)

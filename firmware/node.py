@@ -41,11 +41,13 @@ def _parse(payload):
 
 class Ready:
     """What the driver must do, in this order: persist (name, record; None deletes it), then
-    publish (topic, bytes, qos, retain)."""
+    publish (topic, bytes, qos, retain).  requeue: (topic, INPUT frame) already acknowledged,
+    to be processed next, before any other queued input (a migration buffer being released)."""
 
     def __init__(self):
         self.persist = []
         self.publish = []
+        self.requeue = None
 
 
 class NodeCore:
@@ -57,12 +59,15 @@ class NodeCore:
         self.hosts = {}        # origin -> DaemonHost
         self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "b"ooted held | "r"eleased |
         #                                "t"ransferring, frames, bytes] (firmware/migrate.py)
+        self.ended = {}        # origin -> id of its last migration that ended here (a late freeze of it is refused)
         self.corrupt = {}      # record name -> reason (reported in every heartbeat)
         self.counter = 0
         self.counter_reserved = 0
         self.errors = {"malformed": 0, "unknown_topic": 0, "stale_epoch": 0, "refused": 0, "failed": 0,
                        "overflow": 0, "memory": 0}
         self.key_loader = None  # driver hook: re-read key slots provisioned over USB since boot
+        from random import getrandbits
+        self.boot_id = getrandbits(30)
 
     # -- boot --
 
@@ -121,6 +126,8 @@ class NodeCore:
             try:
                 if self.load(name) is None:
                     self.hosts.pop(origin)
+                elif origin not in self.mig:
+                    self.hosts[origin].hold = None  # (its hold was lifted: the record not yet written)
             except MemoryError:
                 raise
             except Exception as e:  # (cannot happen to a record just written: never loop on it)
@@ -165,6 +172,9 @@ class NodeCore:
         """Retained node status; the offline form is registered as the MQTT last will."""
         r = Ready()
         body = {"state": "online" if online else "offline", "board": self.cfg.board}
+        if online:
+            # a new id per boot: the gateway tells a reboot (RAM lost) from a reconnect
+            body["boot"] = self.boot_id
         data = self.frame(r, FR.STATUS, body) if online else FR.encode(FR.STATUS, self.node_id, 0, body)
         for p in r.persist:
             self.store.save(*p)

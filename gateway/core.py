@@ -136,7 +136,12 @@ class GatewayCore:
                 self.migrations.node_down(acts, node)
             else:
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
-                self.migrations.node_up(acts, node)
+                boot, key = body.get("boot"), "boot:" + node
+                prev = self.store.get_state(key)
+                rebooted = None if prev is None or not _is_int(boot) else prev.get("id") != boot
+                if _is_int(boot) and rebooted is not False:
+                    self.store.put_state(key, {"id": boot})
+                self.migrations.node_up(acts, node, rebooted)
                 self.last_seen[node] = now
         elif leaf == "hb":
             f, body = self._decode_node(node, payload, FR.HEARTBEAT)

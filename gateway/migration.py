@@ -112,6 +112,10 @@ class MigrationOrchestrator:
 
     def _abort(self, acts, st, why):
         """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
+        if st["source"] in st.get("down", ()):
+            # it may come back from a reboot, held and without the inputs it had buffered: it
+            # then gets the input log (node_up), a `resume` is not enough
+            self.store.put_state(recover_key(st["origin"]), {"node": st["source"], "m": st["m"]})
         self._send(acts, st["source"], "resume", st)
         if st["step"] == "restore":
             acts.publish.append((T.node(st["target"], "ctl"),
@@ -287,7 +291,10 @@ class MigrationOrchestrator:
             self.store.update_daemon(origin, host_node=st["target"], epoch=st["epoch"] + 1)
             self.core.dirty.add(origin)
             self._step(st, "release")
-            self._send(acts, st["source"], "release", st)
+            self._send(acts, st["source"], "release", st)  # (a source that is down gets it when back)
+            if st["source"] in st.get("down", ()):  # its RAM buffer may be gone: the log instead
+                self._step(st, "go")
+                self._replay_log(acts, st["target"], st, st["seq"])
         elif op == "buffered" and node == st["source"] and step in ("release", "go"):
             inputs = body.get("inputs")
             if not isinstance(inputs, list):
@@ -298,7 +305,10 @@ class MigrationOrchestrator:
             if step == "release":
                 self._forget_hosted(st["source"], origin)
                 self._step(st, "go")
-                self._send(acts, st["target"], "go", st)
+                if st["source"] in st.get("down", ()):  # a rebooted source's buffer is not all of them
+                    self._replay_log(acts, st["target"], st, st["seq"])
+                else:
+                    self._send(acts, st["target"], "go", st)
         elif op == "active" and step == "go" and node == st["target"]:
             self._step(st, "done")
             self._complete(acts, st, body.get("seq"))
@@ -354,26 +364,33 @@ class MigrationOrchestrator:
     # -- nodes going down and coming back (the crash matrix, docs/PROTOCOL.md §16) ---------
 
     def node_down(self, acts, node):
-        """A node's last will.  Before the bump, a lost source or target aborts at once (a lost
-        source must replay the gateway's input log when it is back: it had acked inputs into
-        RAM).  After it, a lost source is not waited for: the target replays the input log
-        instead of the source's buffer; a lost target is re-driven when it is back."""
+        """A node's last will: a crash, or a reconnect (a node that drops its connection to
+        resync its input queue comes back with the same boot id and everything in RAM).
+        Before the bump the migration waits for it (node_up tells which, the phase timeout
+        covers a node that stays away).  After the bump a lost source is not waited for: the
+        target replays the gateway's input log instead of the source's buffer (the log holds
+        every input the broker accepted, and the source is fenced and frozen)."""
         for key, st in self.store.list_states("migrate:"):
             if node not in (st["source"], st["target"]):
                 continue
             if st["step"] in PRE_BUMP:
-                if node == st["source"]:
-                    self.store.put_state(recover_key(st["origin"]), {"node": node, "m": st["m"]})
-                self._abort(acts, st, "%s %s went offline" % ("source" if node == st["source"] else "target", node))
+                st["down"] = sorted(set(st.get("down", [])) | {node})
+                self.store.put_state(key, st)
             elif node == st["source"] and st["step"] == "release":
+                st["down"] = sorted(set(st.get("down", [])) | {node})
+                log.warning("migration %d origin=%08x: source %s went offline after the cutover: the target "
+                            "replays the input log instead", st["m"], st["origin"], node)
                 self._step(st, "go")
                 self._replay_log(acts, st["target"], st, st["seq"])
             elif node == st["target"]:
                 log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
                             "it is back", st["m"], st["origin"], node)
 
-    def node_up(self, acts, node):
-        """A node's status says online (a boot or a reconnect): re-drive what it must finish."""
+    def node_up(self, acts, node, rebooted):
+        """A node's status says online; `rebooted`: True (a new boot id), False (a reconnect),
+        None (unknown).  A reboot loses what the node had buffered in RAM: before the bump that
+        aborts the migration (a rebooted source then recovers from the input log), after it the
+        target is re-driven from the input log."""
         for key, rec in self.store.list_states("recover:"):
             if rec["node"] != node:
                 continue
@@ -386,8 +403,23 @@ class MigrationOrchestrator:
             log.warning("recovering %08x on %s after its crash mid-migration", origin, node)
             self._replay_log(acts, node, {"m": rec["m"], "origin": origin}, head.link.sequence if head else 0)
         for key, st in self.store.list_states("migrate:"):
-            if node == st["target"] and st["step"] not in PRE_BUMP and st["step"] != "done":
+            if node not in (st["source"], st["target"]):
+                continue
+            if st["step"] in PRE_BUMP:
+                if rebooted:
+                    st["down"] = sorted(set(st.get("down", [])) | {node})  # (even if its will was missed)
+                    self._abort(acts, st, "%s %s restarted (what it held in RAM is gone)" % (
+                        "source" if node == st["source"] else "target", node))
+                    if node == st["source"]:
+                        self.node_up(acts, node, False)  # (the recovery it just queued: send it now)
+                elif node in st.get("down", ()):
+                    st["down"].remove(node)
+                    self.store.put_state(key, st)
+            elif node == st["target"] and st["step"] != "done" and rebooted is not False:
                 self._replay_log(acts, node, st, st["seq"])
+            elif node == st["source"] and rebooted and node not in st.get("down", ()):
+                st["down"] = st.get("down", []) + [node]  # (its buffered reply will be incomplete)
+                self.store.put_state(key, st)
 
     # -- timers ---------------------------------------------------------------------------
 

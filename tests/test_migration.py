@@ -108,8 +108,11 @@ def _core(tmp_path, name, key=True, kinds=("counter",), key_kind="counter"):
 
 
 def _apply(core, ready):
+    """What the driver does with a Ready: persist, and process requeued inputs next."""
     for name, rec in ready.persist:
         core.store.save(name, rec)
+    for topic, frame in ready.requeue or ():
+        ready.publish += _apply(core, core.on_message(topic, frame)).publish
     return ready
 
 

@@ -22,14 +22,14 @@ BLOB_NODE = {"kinds": {"counter": "netedge.firmware.daemons.counter.Counter",
                        "blob": "netedge.firmware.daemons.blob.Blob"}}
 N = 160     # inputs streamed during each case (40/s: a pause of a node fits its 64-input buffer)
 
-# phase -> (the gateway's step the migration is held at, the expected outcome)
+# phase -> (the gateway's step the migration is held at, expected outcome: source killed, target killed)
 MATRIX = {
-    "snapshot": ("freeze", "source"),     # source paused before it answers freeze
-    "transfer": ("restore", "source"),    # target paused with snapshot chunks in flight
-    "restore": ("restore", "source"),     # target paused before it answers restore
-    "cutover": ("release", "migrated"),   # after the epoch bump, source paused before release
-    "replay": ("go", "migrated"),         # target paused with the replay and go in flight
-    "complete": ("done", "migrated"),     # right after the target answered active
+    "snapshot": ("freeze", "source", "source"),      # source paused before it answers freeze
+    "transfer": ("restore", "migrated", "source"),   # target paused with snapshot chunks in flight
+    "restore": ("restore", "migrated", "source"),    # target paused before it answers restore
+    "cutover": ("release", "migrated", "migrated"),  # after the epoch bump, source paused before release
+    "replay": ("go", "migrated", "migrated"),        # target paused with the replay and go in flight
+    "complete": ("done", "migrated", "migrated"),    # right after the target answered active
 }
 CASES = [(p, v) for p in MATRIX for v in ("source", "target")]
 
@@ -41,7 +41,8 @@ def step_of(st, origin):
 
 @pytest.mark.parametrize("phase,victim", CASES, ids=["%s-kill-%s" % c for c in CASES])
 def test_kill_during_migration(tmp_path, firmware, phase, victim):
-    want, outcome = MATRIX[phase]
+    want, if_source, if_target = MATRIX[phase]
+    outcome = if_source if victim == "source" else if_target
     # (a 2.5 KB state exhausts a 96K unix-port heap in normal processing: the transfer case,
     # the only one with a chunked record, runs its nodes at 160K)
     c = Cluster(tmp_path, firmware, ["n1", "n2"], extra={"n1": BLOB_NODE, "n2": BLOB_NODE},
