@@ -91,6 +91,18 @@ def run_size(tmp, fw, size, heap, migrations, rate):
         finally:
             s.stop()
             gc.close()
+        # the figures count only if nothing was lost or doubled meanwhile
+        c.wait_events(a, 1 + s.sent)
+        from netedge.shared import status as S
+        st = c.gw.store()
+        try:
+            evs = list(st.events(a))
+            ok = len(evs) == 1 + s.sent and S.assess_continuity(evs, a).kind == S.CONTINUOUS
+        finally:
+            st.close()
+        if not ok:
+            raise SystemExit("chain check failed: %d events for %d inputs" % (len(evs), 1 + s.sent))
+        print("    %d inputs during %d migrations: one event each, one Continuous chain" % (s.sent, migrations))
         return floor, gw_ms, cli_ms
     finally:
         c.close()
