@@ -33,6 +33,7 @@ bench: venv
 	$(BIN)/python bench/node_throughput.py
 	$(BIN)/python bench/last_will.py
 	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/migration_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 from gateways import cli  # noqa: E402
-from test_migration import Cluster, Stream  # noqa: E402
+from cluster import Cluster, Stream  # noqa: E402
 
 
 def pct(xs, p):

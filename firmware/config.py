@@ -5,6 +5,7 @@
                 "keepalive": 10},
      "board": "esp32",
      "heartbeat_ms": 500,
+     "max_state": 4096,               # bytes of state a daemon may hold (its snapshot)
      "state_dir": "state",
      "kinds": {"counter": "netedge.firmware.daemons.counter.Counter"},
      "keys": [{"kind": "counter", "public": "<64 hex>", "secret": "<64 hex, optional>"}],
@@ -78,6 +79,9 @@ def parse(d):
     self.queue_max = d.get("queue_max", 32)
     _want(isinstance(self.queue_max, int) and 1 <= self.queue_max <= 64, "queue_max",
           "inputs held unprocessed at most, 1..64 (more than the broker's in-flight cap avoids resyncs)")
+    self.max_state = d.get("max_state", 4096)
+    _want(isinstance(self.max_state, int) and 256 <= self.max_state <= 65536, "max_state",
+          "bytes of daemon state (snapshot) a daemon may hold, 256..65536")
     self.heartbeat_ms = d.get("heartbeat_ms", 500)
     _want(isinstance(self.heartbeat_ms, int) and 50 <= self.heartbeat_ms <= 60000, "heartbeat_ms",
           "milliseconds, 50..60000")

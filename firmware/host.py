@@ -35,6 +35,8 @@ def event_payload(sender, counter, payload, status, outputs):
 
 
 class DaemonHost:
+    max_state = MAX_SNAPSHOT  # (the driver sets the node's config `max_state`)
+
     def __init__(self, kind, origin, daemon, epoch=1, chain=None, window=None):
         self.kind = kind
         self.origin = origin
@@ -43,6 +45,8 @@ class DaemonHost:
         self.chain = chain or ChainBuilder(origin)
         self.window = window or InputWindow()
         self.last = None  # (link bytes, payload) of the newest event, for republish after a crash
+        self.hold = None  # migration id while frozen (source) or held (target): on flash, so a
+        #                   reboot comes back holding, never processing (PROTOCOL §16)
         self.stats = {"processed": 0, "errors": 0, "duplicates": 0, "refused": 0}
 
     def deliver(self, sender, counter, payload):
@@ -85,14 +89,17 @@ class DaemonHost:
     def record(self):
         """Everything needed to resume exactly here, as a plain map for canonical CBOR."""
         state = self.daemon.snapshot()
-        if len(state) > MAX_SNAPSHOT:
-            raise F.HostFailure(F.STATE_FAILED, "snapshot of %d bytes exceeds %d" % (len(state), MAX_SNAPSHOT))
-        return {
+        if len(state) > self.max_state:
+            raise F.HostFailure(F.STATE_FAILED, "snapshot of %d bytes exceeds %d" % (len(state), self.max_state))
+        rec = {
             "v": RECORD_VERSION, "kind": self.kind, "origin": self.origin, "epoch": self.epoch,
             "head": self.chain.head.to_bytes(), "next": self.chain.next_parent,
             "state": state, "window": self.window.senders,  # (== window.to_obj(): encoded, not kept)
             "last": self.last, "stats": self.stats,
         }
+        if self.hold is not None:
+            rec["hold"] = self.hold
+        return rec
 
     @classmethod
     def from_record(cls, rec, registry):
@@ -115,6 +122,7 @@ class DaemonHost:
         except Exception as e:
             raise F.HostFailure(F.STATE_FAILED, "restore failed: %s" % e)
         host = cls(kind, origin, daemon, rec["epoch"], ChainBuilder.resume(head, rec["next"]), window)
+        host.hold = rec.get("hold")
         last = rec.get("last")
         if last:
             host.last = (last[0], last[1])
@@ -125,7 +133,8 @@ class DaemonHost:
                     host.stats[k] = st[k]
         return host
 
-    def summary(self):
-        """For heartbeats: where this daemon's chain stands."""
+    def summary(self, size=0):
+        """For heartbeats: where this daemon's chain stands, and its record's size on flash
+        (what a migration moves: the gateway picks targets with room for it)."""
         return {"origin": self.origin, "kind": self.kind, "epoch": self.epoch,
-                "seq": self.chain.head.sequence, "next": self.chain.next_parent}
+                "seq": self.chain.head.sequence, "next": self.chain.next_parent, "size": size}

@@ -57,11 +57,14 @@ class NodeDriver:
         from .mqtt import MQTTClient
         from .node import NodeCore
         from .store import RecordStore
+        from .host import DaemonHost
+        DaemonHost.max_state = cfg.max_state
         self.cfg = cfg
         self.store = RecordStore(cfg.state_dir)
         self.core = NodeCore(cfg, reg, self.store)
         self.core.key_loader = self._reload_keys
         self.queue = []
+        self.front = []       # inputs a migration handed back (acked already): processed first
         self.queue_bytes = 0
         self.wake = asyncio.Event()
         self.subscribed = set()
@@ -158,6 +161,13 @@ class NodeDriver:
                 except MemoryError:
                     await asyncio.sleep(0.2)  # (the heap frees as QoS 1 acks come in)
                     continue
+            if self.front:  # (outside the queue and its caps: the broker has forgotten them)
+                topic, payload = self.front[0]
+                if await self._process(topic, payload):
+                    self.front.pop(0)
+                else:  # out of memory (reported): again later; the input window drops a repeat
+                    await asyncio.sleep(0.2)
+                continue
             if not self.queue:
                 if self.resync:  # drained after an overflow: fetch what was not acked
                     # (refuse the rest of this connection's deliveries until it is gone: taking
@@ -193,6 +203,9 @@ class NodeDriver:
             try:
                 if ready is None:
                     ready = self.core.on_message(topic, payload)
+                    if ready.requeue:  # taken at once: a retry of this message would not return them
+                        self.front[0:0] = ready.requeue
+                        ready.requeue = None
                     for name, rec in ready.persist:
                         self.store.save(name, rec)  # flash first ...
                     ready.persist = ()              # (on flash: never processed again)

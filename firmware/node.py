@@ -45,11 +45,13 @@ def _parse(payload):
 
 class Ready:
     """What the driver must do, in this order: persist (name, record; None deletes it), then
-    publish (topic, bytes, qos, retain)."""
+    publish (topic, bytes, qos, retain).  requeue: (topic, INPUT frame) already acknowledged,
+    to be processed next, before any other queued input (a migration buffer being released)."""
 
     def __init__(self):
         self.persist = []
         self.publish = []
+        self.requeue = None
 
 
 class NodeCore:
@@ -59,7 +61,9 @@ class NodeCore:
         self.registry = registry
         self.store = store
         self.hosts = {}        # origin -> DaemonHost
-        self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "r"eleased, frames, bytes]
+        self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "b"ooted held | "r"eleased |
+        #                                "t"ransferring, frames, bytes] (firmware/migrate.py)
+        self.ended = {}        # origin -> id of its last migration that ended here (a late freeze of it is refused)
         self.standby = {}      # origin -> seq of the standby copy held on flash (standby.py)
         self.corrupt = {}      # record name -> reason (reported in every heartbeat)
         self.counter = 0
@@ -67,6 +71,8 @@ class NodeCore:
         self.errors = {"malformed": 0, "unknown_topic": 0, "stale_epoch": 0, "refused": 0, "failed": 0,
                        "overflow": 0, "memory": 0}
         self.key_loader = None  # driver hook: re-read key slots provisioned over USB since boot
+        from random import getrandbits
+        self.boot_id = getrandbits(30)
 
     # -- boot --
 
@@ -107,6 +113,10 @@ class NodeCore:
                 continue
             if host and host.last:  # republish the newest event: it may not have left before the crash
                 ready.publish.append(self.chain_frame(ready, host, host.last))
+            if host and host.hold is not None:
+                # mid-migration when it went down: held ("b"ooted) until the gateway replays its
+                # logged inputs (what this node had buffered in RAM is gone) and says go
+                self.mig[host.origin] = [host.hold, "b", [], 0]
         for origin in self.cfg.hosted:
             if origin not in self.hosts and not self._quarantined(origin):
                 slot = self.registry.slots.get(origin)
@@ -129,6 +139,8 @@ class NodeCore:
             try:
                 if self.load(name) is None:
                     self.hosts.pop(origin)
+                elif origin not in self.mig:
+                    self.hosts[origin].hold = None  # (its hold was lifted: the record not yet written)
             except MemoryError:
                 raise
             except Exception as e:  # (cannot happen to a record just written: never loop on it)
@@ -173,6 +185,9 @@ class NodeCore:
         """Retained node status; the offline form is registered as the MQTT last will."""
         r = Ready()
         body = {"state": "online" if online else "offline", "board": self.cfg.board}
+        if online:
+            # a new id per boot: the gateway tells a reboot (RAM lost) from a reconnect
+            body["boot"] = self.boot_id
         data = self.frame(r, FR.STATUS, body) if online else FR.encode(FR.STATUS, self.node_id, 0, body)
         for p in r.persist:
             self.store.save(*p)
@@ -250,10 +265,10 @@ class NodeCore:
             self._activate(ready, kind, origin, epoch)
         elif cmd == "snap":  # a group's sync of its active: answered without loading migrate.py
             self._snap(ready, origin, body)
-        elif cmd in ("freeze", "restore", "release", "replay", "go", "resume", "keep", "promote", "feed",
+        elif cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume", "keep", "promote", "feed",
                      "listen", "demote"):
             from .migrate import command  # (loaded by the first migration or group command only)
-            if cmd in ("freeze", "restore", "release", "replay", "go", "resume"):
+            if cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume"):
                 command(self, ready, cmd, origin, body)
             else:
                 from .standby import command as group
@@ -319,7 +334,7 @@ class NodeCore:
         body = {
             "board": self.cfg.board, "up": uptime_ms, "heap": free_heap, "flash": flash_free,
             "kinds": self.registry.kinds(), "keys": sorted(self.registry.slots),
-            "daemons": [h.summary() for h in self.hosts.values()],
+            "daemons": [h.summary(self.store.sizes.get("d%08x" % h.origin, 0)) for h in self.hosts.values()],
             "errors": self.errors, "corrupt": sorted(self.corrupt), "mqtt": mqtt or {},
         }
         if self.standby:

@@ -53,7 +53,7 @@ def command(self, ready, cmd, m, origin, body):
             except Exception as e:
                 raise F.HostFailure(F.STATE_FAILED, "no standby copy of %08x: %s" % (origin, e))
         from .migrate import _command as migration
-        migration(self, ready, "restore", m, origin, {"rec": rec, "epoch": body.get("epoch")})
+        migration(self, ready, "restore", m, origin, {"rec": rec, "epoch": body.get("epoch"), "kind": body.get("kind")})
         self.mig[origin][1] = "p"  # (set before the driver syncs subscriptions: not subscribed)
         if self.standby.pop(origin, None) is not None:
             ready.persist.append((name, None))
@@ -67,7 +67,7 @@ def command(self, ready, cmd, m, origin, body):
         if not isinstance(body.get("inputs"), list):
             raise FR.MalformedFrame("feed needs inputs: list")
         from .migrate import run
-        run(self, ready, host, body["inputs"], 0)
+        run(self, ready, host, body["inputs"])
         return reply(self, ready, "fed", m, origin, seq=host.chain.head.sequence, b=body.get("b"))
     if cmd == "demote":  # a deposed active (frozen or rebooted): fenced, it becomes a standby
         epoch = body.get("epoch")

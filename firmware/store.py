@@ -17,7 +17,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-MAX_RECORD = const(16384)
+MAX_RECORD = const(69632)  # a record holds a daemon state of up to 64 KiB (config max_state)
 
 
 class CorruptRecord(Exception):
@@ -65,6 +65,7 @@ class RecordStore:
 
     def __init__(self, root):
         self.root = root.rstrip("/") or "."
+        self.sizes = {}  # name -> bytes of its last record written (heartbeats report them)
         try:
             os.mkdir(self.root)
         except OSError:
@@ -78,6 +79,7 @@ class RecordStore:
         body = cbor.dumps(obj, True)
         if len(body) > MAX_RECORD:
             raise ValueError("record of %d bytes exceeds %d" % (len(body), MAX_RECORD))
+        self.sizes[name] = len(body)
         tmp = path + ".new"
         with open(tmp, "wb") as f:  # closed = committed (littlefs/FAT on boards; page cache on unix)
             # (written in pieces: no concatenated copy of the record in the heap)

@@ -77,6 +77,7 @@ class GatewayCore:
         self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
         self.standby = StandbyOrchestrator(self)       # standby groups, promotion (gateway/standby.py)
         self.forks = ForkOrchestrator(self)            # forks with a signed lineage (gateway/fork.py)
+        self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -137,8 +138,15 @@ class GatewayCore:
             _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
                 self._node_down(acts, node, "last will")
+                self.migrations.node_down(acts, node)
             else:
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
+                boot, key = body.get("boot"), "boot:" + node
+                prev = self.store.get_state(key)
+                rebooted = None if prev is None or not _is_int(boot) else prev.get("id") != boot
+                if _is_int(boot) and rebooted is not False:
+                    self.store.put_state(key, {"id": boot})
+                self.migrations.node_up(acts, node, rebooted)
                 self.last_seen[node] = now
         elif leaf == "hb":
             f, body = self._decode_node(node, payload, FR.HEARTBEAT)
@@ -386,9 +394,13 @@ class GatewayCore:
                 self._stop(acts, client, rid, body.get("origin"))
             elif op == "migrate":
                 origin, to = body.get("origin"), body.get("to")
-                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
+                if body.get("auto") is True and to is None:
+                    pass  # start_migration_auto: the gateway picks the target
+                elif not (_is_int(origin) and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
                     raise BadRequest("migrate needs 'origin' (u32) and 'to': a node name of at most %d characters"
-                                     % MAX_NAME)
+                                     " (or 'auto': true)" % MAX_NAME)
+                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF):
+                    raise BadRequest("migrate needs 'origin' (u32)")
                 if self.standby.is_grouped(origin):
                     raise ValueError("%08x is a standby group's daemon: its group moves it (promotion), not "
                                      "`netedge migrate`" % origin)

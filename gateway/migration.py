@@ -20,6 +20,7 @@ from ..shared import failures as F
 from ..shared import frame as FR
 from ..shared import status as S
 from ..shared import topics as T
+from ..shared import transfer as X
 from ..shared.link import CausalLink
 
 log = logging.getLogger("netedge.gateway")
@@ -28,7 +29,14 @@ PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 PRE_BUMP = ("push_keys", "freeze", "restore")
-
+# inputs per `replay` frame: the target builds a chain event per input before it publishes
+# any, so a whole 64-input buffer at once could exhaust a small board's heap
+REPLAY_BATCH = 8
+# Snapshot chunks to a target (§14): sized for its free heap, at most 2 KB (a node queues at most
+# 8 KB of received frames, §11), WINDOW of them unacknowledged at a time
+TX_CHUNK = 2048
+WINDOW = 2
+MAX_RECORD = 1 << 20  # the gateway's reassembly cap for a source's snapshot
 
 def state_key(origin):
     return "migrate:%08x" % origin
@@ -38,14 +46,26 @@ def done_key(origin):
     return "migrated:%08x" % origin
 
 
+def recover_key(origin):
+    return "recover:%08x" % origin
+
+
 class MigrationError(ValueError):
     """A migration request the gateway refuses (the daemon stays where it is)."""
+
+
+def heap_needed(size):
+    """Free heap a target needs to take a record of `size` bytes: the reassembly buffer, the
+    decoded record and the daemon's restored state (about three copies), plus room to run."""
+    return 3 * size + 8192
 
 
 class MigrationOrchestrator:
     def __init__(self, core):
         self.core = core          # for the store, frames, replies, key slots and the dirty set
         self.store = core.store
+        self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
+        self.tx = {}              # origin -> [chunk maps for the target, next index to send]
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -61,12 +81,41 @@ class MigrationOrchestrator:
         log.info("migration %d origin=%08x %s -> %s: %s", st["m"], st["origin"], st["source"], st["target"], step)
 
     def _finish(self, acts, st, ok, result=None, error=None):
+        self.rx.pop(st["origin"], None)
+        self.tx.pop(st["origin"], None)
         self.store.delete_state(state_key(st["origin"]))
         if st.get("client") is not None:
             self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
 
+    def _batches(self, inputs):
+        """Replay frames' input lists: at most REPLAY_BATCH inputs and ~4 KB each."""
+        out, cur, size = [], [], 0
+        for x in inputs:
+            if cur and (len(cur) >= REPLAY_BATCH or size + len(x[2]) > 4096):
+                out.append(cur)
+                cur, size = [], 0
+            cur.append(x)
+            size += len(x[2]) + 16
+        return out + [cur] if cur else out
+
+    def _replay_log(self, acts, node, st, after_seq):
+        """Re-drive `node` from the gateway's durable input log: every logged input the stored
+        chain does not reflect after `after_seq`, in order (`"log": true` lets a node that came
+        back from a reboot leave its hold afterwards; its input window drops what it has), then
+        `go`.  This replaces inputs a crashed node had taken into RAM."""
+        inputs = [[i.sender, i.counter, i.payload] for i in self.store.inputs_missing_after(st["origin"], after_seq)]
+        for batch in self._batches(inputs) or [[]]:
+            self._send(acts, node, "replay", st, inputs=batch, log=True)
+        self._send(acts, node, "go", st)
+        log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
+                 len(inputs), after_seq, node)
+
     def _abort(self, acts, st, why):
         """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
+        if st["source"] in st.get("down", ()):
+            # it may come back from a reboot, held and without the inputs it had buffered: it
+            # then gets the input log (node_up), a `resume` is not enough
+            self.store.put_state(recover_key(st["origin"]), {"node": st["source"], "m": st["m"]})
         self._send(acts, st["source"], "resume", st)
         if st["step"] == "restore":
             acts.publish.append((T.node(st["target"], "ctl"),
@@ -77,8 +126,63 @@ class MigrationOrchestrator:
 
     # -- the request --------------------------------------------------------------------
 
+    def record_size(self, d):
+        """Bytes a migration of daemon `d` moves: its host's last heartbeat says, else the
+        latest stored snapshot, else 0 (unknown)."""
+        n = self.store.node(d.host_node)
+        for x in (n.info.get("daemons") or []) if n else []:
+            if isinstance(x, dict) and x.get("origin") == d.origin and isinstance(x.get("size"), int):
+                return x["size"]
+        snap = self.store.latest_snapshot(d.origin)
+        return len(snap.data) if snap else 0
+
+    def unfit(self, n, d, need):
+        """Why node `n` cannot take daemon `d` now (None: it can)."""
+        if n.node_id == d.host_node:
+            return "the source"
+        if n.status != "online":
+            return n.status
+        if "kinds" not in n.info:
+            return "no heartbeat yet"
+        if d.kind not in (n.info.get("kinds") or []):
+            return "cannot host kind %r" % d.kind
+        if any(isinstance(x, dict) and x.get("origin") == d.origin for x in n.info.get("daemons") or []):
+            return "still hosts it"
+        prov = self.core.provisionable
+        if d.origin not in (n.info.get("keys") or []) and prov is not None and not prov(n.node_id):
+            return "no key slot, and no provisioning path for it in the gateway's [nodes]"
+        heap = n.info.get("heap")
+        if isinstance(heap, int) and heap < need:
+            return "free heap %d < %d needed" % (heap, need)
+        return None
+
+    def pick_target(self, origin):
+        """start_migration_auto's placement: among the nodes that can take the daemon now, one
+        that already holds its key slot, then the most free heap, then the lowest name."""
+        d = self.store.daemon(origin)
+        if d is None:
+            raise MigrationError("unknown daemon %08x" % origin)
+        size = self.record_size(d)
+        need = heap_needed(size)
+        fit, why = [], []
+        for n in self.store.nodes():
+            r = self.unfit(n, d, need)
+            if r is None:
+                fit.append(n)
+            elif r != "the source":
+                why.append("%s: %s" % (n.node_id, r))
+        if not fit:
+            raise MigrationError("no node can take %08x (kind %r, %d-byte record, needs %d bytes of free heap): %s" % (
+                origin, d.kind, size, need, "; ".join(why) or "no other node known"))
+        fit.sort(key=lambda n: (origin not in (n.info.get("keys") or []), -(n.info.get("heap") or 0), n.node_id))
+        return fit[0].node_id
+
     def start(self, acts, client, rid, origin, target, now):
         store = self.store
+        if target is None:  # --auto
+            if store.get_state(state_key(origin)) is not None:
+                raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
+            target = self.pick_target(origin)
         d = store.daemon(origin)
         if d is None:
             raise MigrationError("unknown daemon %08x" % origin)
@@ -86,6 +190,9 @@ class MigrationOrchestrator:
             raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
         if d.status != "active":
             raise MigrationError("daemon %08x is %s, not active" % (origin, d.status))
+        if store.get_state(recover_key(origin)) is not None:
+            raise MigrationError("%08x is waiting to recover on %s after a crash mid-migration: retry once that node "
+                                 "is back" % (origin, d.host_node))
         if d.host_node == target:
             raise MigrationError("daemon %08x runs on %s already" % (origin, target))
         src = store.node(d.host_node)
@@ -135,11 +242,18 @@ class MigrationOrchestrator:
             log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
             return
         step = st["step"]
+        if node not in (st["source"], st["target"]):
+            # (a node's topic carries only that node's frames: core checks the sender)
+            log.warning("migration reply %s for %08x from %s ignored: not a party to migration %d", op, origin, node, m)
+            return
         if op == "failed":
             why = "%s from %s: %s" % (F.NAMES.get(body.get("code"), "code %r" % body.get("code")), node,
                                       body.get("detail"))
             if step in PRE_BUMP:
                 self._abort(acts, st, why)
+            elif node == st["target"]:  # e.g. its hold buffer filled: it waits for the log
+                log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
+                self._replay_log(acts, node, st, st["seq"])
             else:
                 log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
             return
@@ -147,15 +261,28 @@ class MigrationOrchestrator:
             rec = body.get("rec")
             if not isinstance(rec, bytes):
                 raise FR.MalformedFrame("snapshot needs rec: bytes")
-            r = cbor.loads(rec)
-            head = CausalLink.from_bytes(r["head"])
-            if head.origin_hash != origin:
-                self._abort(acts, st, "snapshot of another origin")
+            self._snapshot(acts, st, rec)
+        elif op == "chunk" and step == "freeze" and node == st["source"]:
+            rx = self.rx.get(origin)
+            if rx is None:
+                rx = self.rx[origin] = X.Reassembler(MAX_RECORD, X.MAX_COUNT, X.MAX_CHUNK, PHASE_TIMEOUT_S)
+            c = X.chunk_from_obj(body.get("c"))
+            if (c["m"], c["o"]) != (m, origin):
+                raise FR.MalformedFrame("chunk of another migration")
+            try:
+                rec = rx.feed(c, time.monotonic())
+            except X.TransferError as e:
+                if e.args[0] != "stale":  # (a redelivery)
+                    self._abort(acts, st, "%s: snapshot transfer: %s" % (F.NAMES[F.STATE_FAILED], e.args))
                 return
-            self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
-            st["seq"] = head.sequence
-            self._step(st, "restore")
-            self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
+            if rec is not None:
+                del self.rx[origin]
+                self._snapshot(acts, st, bytes(rec))
+        elif op == "got" and step == "restore" and node == st["target"]:
+            tx = self.tx.get(origin)
+            if tx is not None and tx[1] < len(tx[0]):  # one acknowledged: the next one
+                self._send(acts, st["target"], "chunk", st, c=tx[0][tx[1]])
+                tx[1] += 1
         elif op == "restored" and step == "restore" and node == st["target"]:
             if body.get("seq") != st["seq"]:
                 self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st["seq"]))
@@ -164,22 +291,62 @@ class MigrationOrchestrator:
             self.store.update_daemon(origin, host_node=st["target"], epoch=st["epoch"] + 1)
             self.core.dirty.add(origin)
             self._step(st, "release")
-            self._send(acts, st["source"], "release", st)
+            self._send(acts, st["source"], "release", st)  # (a source that is down gets it when back)
+            if st["source"] in st.get("down", ()):  # its RAM buffer may be gone: the log instead
+                self._step(st, "go")
+                self._replay_log(acts, st["target"], st, st["seq"])
         elif op == "buffered" and node == st["source"] and step in ("release", "go"):
             inputs = body.get("inputs")
             if not isinstance(inputs, list):
                 raise FR.MalformedFrame("buffered needs inputs: list")
-            if inputs:
-                self._send(acts, st["target"], "replay", st, inputs=inputs)
+            for i in range(0, len(inputs), REPLAY_BATCH):
+                self._send(acts, st["target"], "replay", st, inputs=inputs[i:i + REPLAY_BATCH])
             log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
             if step == "release":
+                self._forget_hosted(st["source"], origin)
                 self._step(st, "go")
-                self._send(acts, st["target"], "go", st)
+                if st["source"] in st.get("down", ()):  # a rebooted source's buffer is not all of them
+                    self._replay_log(acts, st["target"], st, st["seq"])
+                else:
+                    self._send(acts, st["target"], "go", st)
         elif op == "active" and step == "go" and node == st["target"]:
             self._step(st, "done")
             self._complete(acts, st, body.get("seq"))
         else:
             log.info("migration reply %s from %s in step %s ignored", op, node, step)
+
+    def _snapshot(self, acts, st, rec):
+        """The source's whole record arrived: store it, then send it to the target."""
+        origin = st["origin"]
+        r = cbor.loads(rec)
+        head = CausalLink.from_bytes(r["head"])
+        if head.origin_hash != origin or r.get("origin") != origin:
+            self._abort(acts, st, "snapshot of another origin")
+            return
+        self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
+        st["seq"] = head.sequence
+        self._step(st, "restore")
+        t = self.store.node(st["target"])
+        heap = (t.info.get("heap") if t else None) or 0
+        size = min(TX_CHUNK, X.chunk_size_for(heap) if isinstance(heap, int) else X.MIN_CHUNK)
+        if len(rec) <= size:
+            self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
+            return
+        # announced first (the target checks kind, key slot and size before any chunk travels)
+        chunks = X.split(st["m"], origin, rec, size)
+        self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, t=len(rec))
+        for c in chunks[:WINDOW]:
+            self._send(acts, st["target"], "chunk", st, c=c)
+        self.tx[origin] = [chunks, WINDOW]
+
+    def _forget_hosted(self, node, origin):
+        """The source let go (its release reply): drop the daemon from its last heartbeat now, so a
+        migration back to it need not wait for the next heartbeat (its node refuses a restore of
+        a daemon it still hosts anyway)."""
+        n = self.store.node(node)
+        if n is not None and isinstance(n.info.get("daemons"), list):
+            n.info["daemons"] = [x for x in n.info["daemons"] if not (isinstance(x, dict) and x.get("origin") == origin)]
+            self.store.upsert_node(node, n.status, info=n.info)
 
     def _complete(self, acts, st, seq):
         origin = st["origin"]
@@ -191,7 +358,68 @@ class MigrationOrchestrator:
                  st["epoch"] + 1)
         self._finish(acts, st, True, result={"origin": origin, "source": st["source"], "target": st["target"],
                                              "epoch": st["epoch"] + 1, "migration_seq": st["seq"], "seq": seq,
-                                             "phases": st["phases"]})
+                                             "phases": st["phases"],
+                                             "ms": round((time.time() - st["started"]) * 1000, 1)})
+
+    # -- nodes going down and coming back (the crash matrix, docs/PROTOCOL.md §16) ---------
+
+    def node_down(self, acts, node):
+        """A node's last will: a crash, or a reconnect (a node that drops its connection to
+        resync its input queue comes back with the same boot id and everything in RAM).
+        Before the bump the migration waits for it (node_up tells which, the phase timeout
+        covers a node that stays away).  After the bump a lost source is not waited for: the
+        target replays the gateway's input log instead of the source's buffer (the log holds
+        every input the broker accepted, and the source is fenced and frozen)."""
+        for key, st in self.store.list_states("migrate:"):
+            if node not in (st["source"], st["target"]):
+                continue
+            if st["step"] in PRE_BUMP:
+                st["down"] = sorted(set(st.get("down", [])) | {node})
+                self.store.put_state(key, st)
+            elif node == st["source"] and st["step"] == "release":
+                st["down"] = sorted(set(st.get("down", [])) | {node})
+                log.warning("migration %d origin=%08x: source %s went offline after the cutover: the target "
+                            "replays the input log instead", st["m"], st["origin"], node)
+                self._step(st, "go")
+                self._replay_log(acts, st["target"], st, st["seq"])
+            elif node == st["target"]:
+                log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
+                            "it is back", st["m"], st["origin"], node)
+
+    def node_up(self, acts, node, rebooted):
+        """A node's status says online; `rebooted`: True (a new boot id), False (a reconnect),
+        None (unknown).  A reboot loses what the node had buffered in RAM: before the bump that
+        aborts the migration (a rebooted source then recovers from the input log), after it the
+        target is re-driven from the input log."""
+        for key, rec in self.store.list_states("recover:"):
+            if rec["node"] != node:
+                continue
+            origin = int(key.split(":")[1], 16)
+            d = self.store.daemon(origin)
+            self.store.delete_state(key)
+            if d is None or d.host_node != node or self.store.get_state(state_key(origin)) is not None:
+                continue
+            head = self.store.head(origin)
+            log.warning("recovering %08x on %s after its crash mid-migration", origin, node)
+            self._replay_log(acts, node, {"m": rec["m"], "origin": origin}, head.link.sequence if head else 0)
+        for key, st in self.store.list_states("migrate:"):
+            if node not in (st["source"], st["target"]):
+                continue
+            if st["step"] in PRE_BUMP:
+                if rebooted:
+                    st["down"] = sorted(set(st.get("down", [])) | {node})  # (even if its will was missed)
+                    self._abort(acts, st, "%s %s restarted (what it held in RAM is gone)" % (
+                        "source" if node == st["source"] else "target", node))
+                    if node == st["source"]:
+                        self.node_up(acts, node, False)  # (the recovery it just queued: send it now)
+                elif node in st.get("down", ()):
+                    st["down"].remove(node)
+                    self.store.put_state(key, st)
+            elif node == st["target"] and st["step"] != "done" and rebooted is not False:
+                self._replay_log(acts, node, st, st["seq"])
+            elif node == st["source"] and rebooted and node not in st.get("down", ()):
+                st["down"] = st.get("down", []) + [node]  # (its buffered reply will be incomplete)
+                self.store.put_state(key, st)
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class GatewayClient:
         if b.username:
             c.username_pw_set(b.username, b.password)
         c.on_message = self._on_message
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *a: subscribed.set()
         try:
             c.connect(b.host, b.port, keepalive=10)
         except OSError as e:
@@ -46,7 +48,7 @@ class GatewayClient:
         c.loop_start()
         c.subscribe(T.gateway(cfg.id, "rep", self.name), qos=1)
         self.client = c
-        time.sleep(0.05)
+        subscribed.wait(timeout)  # a reply must not be published before the broker routes it to us
 
     def _on_message(self, client, userdata, msg):
         try:
@@ -83,5 +85,7 @@ class GatewayClient:
         return rep.get("result")
 
     def close(self):
-        self.client.loop_stop()
+        # disconnect first: it wakes the network thread, which loop_stop() would otherwise wait
+        # for until its select() times out (about a second of every CLI command)
         self.client.disconnect()
+        self.client.loop_stop()

@@ -26,7 +26,7 @@ TICK_S = 0.05
 
 def setup_logging(level="INFO"):
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s %(message)s", datefmt="%H:%M:%S")
 
 
 def nodelay(client):
@@ -54,6 +54,10 @@ class KeyPusher:
 
     def __init__(self, nodes):
         self.nodes = nodes
+
+    def local(self, node):
+        """A board folder: one small atomic file write, quick enough to do in the loop."""
+        return bool((self.nodes.get(node) or {}).get("path"))
 
     def push(self, node, slots):
         spec = self.nodes.get(node)
@@ -85,6 +89,7 @@ class GatewayService:
         self.store = Store(self.cfg.db_path)
         keystore = Keystore(self.store, self.cfg.kek_path)
         self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max)
+        self.core.provisionable = self.cfg.nodes.__contains__  # (nodes with a [nodes.X] entry)
         if self.cfg.http:
             self._start_http()
         b = self.cfg.broker
@@ -153,15 +158,23 @@ class GatewayService:
         for item in acts.publish:
             self._publish(item)
         for node, slots, key in acts.push_keys:
-            self.pool.submit(self._push, node, slots, key)
+            if getattr(self.pusher, "local", lambda n: False)(node):
+                # done now, not at the next loop round (up to TICK_S later): a migration to a
+                # board that lacks the key slot waits for this
+                self._do(self.core.keys_pushed(key, self._push(node, slots), time.monotonic()))
+            else:  # USB provisioning takes seconds: a worker thread, reported through `done`
+                self.pool.submit(self._push_later, node, slots, key)
 
-    def _push(self, node, slots, key):
+    def _push_later(self, node, slots, key):
+        self.done.put((key, self._push(node, slots)))
+
+    def _push(self, node, slots):
+        """Deliver the key slots; returns None, or the error to report."""
         try:
             self.pusher.push(node, slots)
-            self.done.put((key, None))
         except Exception as e:
             log.error("key provisioning failed node=%s: %s", node, e)
-            self.done.put((key, str(e) or type(e).__name__))
+            return str(e) or type(e).__name__
 
     def step(self):
         """One round of the loop: network, finished provisioning, timers."""

@@ -608,6 +608,25 @@ class Store:
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= (SELECT id FROM inputs WHERE origin = ?"
                             " ORDER BY id DESC LIMIT 1 OFFSET ?)", (origin, origin, keep)).rowcount
 
+    def inputs_missing_after(self, origin, seq):
+        """The logged inputs of `origin` that the stored chain does not reflect after event
+        `seq`: every input logged after the one event `seq` consumed, minus those a stored
+        later event consumed, in arrival order.  What a host that lost inputs it had taken
+        (a crashed migration source or target) must process before any newer one.  If the
+        input of event `seq` is not in the log (pruned), every logged input is returned: the
+        receiver's input window drops what it already processed.
+        (Migration's own helper; the lead reconciles it with the standby-promotion one.)"""
+        from netedge.shared import cbor
+        after = 0
+        ev = self.event(origin, seq) if seq > 0 else None
+        if ev is not None:
+            sender, counter = cbor.loads(ev.payload)[:2]
+            r = self._one("SELECT id FROM inputs WHERE origin = ? AND sender = ? AND counter = ?",
+                          (origin, sender, counter))
+            after = r[0] if r else 0
+        done = {tuple(cbor.loads(e.payload)[:2]) for e in self.events(origin, seq + 1)}
+        return [i for i in self.inputs_after(origin, after) if (i.sender, i.counter) not in done]
+
     def prune_inputs(self, origin, through_id):
         """Forget inputs up to `through_id` once a durable snapshot covers them; returns the count."""
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= ?", (origin, through_id)).rowcount

@@ -83,16 +83,20 @@ def chunk_size_for(free_heap):
 
 def split(mid, origin, data, size):
     """The chunk maps of snapshot `data` (non-empty) for migration `mid` of `origin`."""
+    return list(pieces(mid, origin, data, size))
+
+
+def pieces(mid, origin, data, size):
+    """split(), one chunk map at a time (a node sends each before it builds the next)."""
     t = len(data)
     n = max(1, (t + size - 1) // size) if size > 0 else 1
     h = h8(data)
-    out = []
     for i in range(n):
-        out.append({"m": mid, "o": origin, "i": i, "n": n, "t": t, "c": size, "h": h,
-                    "d": bytes(data[i * size:i * size + size])})
+        c = {"m": mid, "o": origin, "i": i, "n": n, "t": t, "c": size, "h": h,
+             "d": bytes(data[i * size:i * size + size])}
         if not i:  # the header is checked before n chunks are built
-            _check(out[0], MAX_COUNT, MAX_CHUNK)
-    return out
+            _check(c, MAX_COUNT, MAX_CHUNK)
+        yield c
 
 
 class Reassembler:

@@ -26,3 +26,10 @@ def test_node_throughput_bench_runs():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "events/s" in out.stdout and "ratio node / raw" in out.stdout
+
+
+def test_migration_latency_bench_runs():
+    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "migration_latency.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "migrate p50" in out.stdout and "migrate/floor" in out.stdout

@@ -3,72 +3,7 @@ nodes; inputs stream in while the daemon moves.  The gateway's log must stay one
 chain, every input processed exactly once and in order."""
 import time
 
-
-from netedge.shared import status as S
-from netedge.tools.fleet import InputStream
-
-from gateways import GatewayProc, cli, deploy, write_config
-from mosquitto import Mosquitto
-from nodes import NodeProc, Observer, assert_in_order, event_outputs
-
-
-def Stream(obs, origin, first, n, rate=200):
-    """Publishes inputs first..first+n-1 at about `rate` per second (a thread: start() it)."""
-    return InputStream(obs.send_input, origin, first, n, rate)
-
-
-class Cluster:
-    def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, deadline_ms=1500,
-                 gateway=None, heap=None):
-        self.broker = Mosquitto(tmp_path / "broker").start()
-        self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n),
-                                  **({"heap": heap} if heap else {})) for n in names}
-        cfg_nodes = [self.nodes[n] for n in (configured or names) if n in self.nodes]
-        self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes, http=http, deadline_ms=deadline_ms,
-                                gateway=gateway)
-        self.gw = GatewayProc(self.cfg).start()
-        for n in self.nodes.values():
-            n.start()
-        self.gw.wait_for(lambda st: {n.node_id for n in st.nodes() if n.status == "online" and "kinds" in n.info}
-                         >= set(names), 20, "nodes online")
-        self.obs = Observer(self.broker, "publisher")
-
-    def close(self):
-        self.obs.close()
-        for p in [self.gw] + list(self.nodes.values()):
-            p.kill()
-        self.broker.kill()
-
-    def migrate(self, origin, to, check=True):
-        return cli(self.cfg, "migrate", "%08x" % origin, "--to", to, check=check)
-
-    def hosted(self, node):
-        hb = self.obs.heartbeats.get(node) or {}
-        return [d["origin"] for d in hb.get("daemons", [])]
-
-    def wait_events(self, origin, n, timeout=30):
-        self.gw.wait_for(lambda st: st.event_count(origin) >= n, timeout, "%d events of %08x" % (n, origin))
-
-
-def check_chain(c, origin, n, epoch, host):
-    """The gateway's log of `origin`: events 1..n, Continuous, each input 1..n exactly once and in
-    order, the counter's total exact, the daemon active on `host` at `epoch`; a proof verifies."""
-    st = c.gw.store()
-    try:
-        evs = list(st.events(origin))
-        assert [e.sequence for e in evs] == list(range(1, n + 1))
-        assert_in_order(evs)
-        # exactly once: every input counter 1..n appears once, and the total is exact
-        assert sorted(event_outputs(e.payload)[1] for e in evs) == list(range(1, n + 1))
-        assert int(event_outputs(evs[-1].payload)[4][0]) == n * (n + 1) // 2
-        assert S.assess_continuity(evs, origin).kind == S.CONTINUOUS
-        d = st.daemon(origin)
-        assert (d.epoch, d.host_node, d.status) == (epoch, host, "active")
-        assert st.get_state("migrate:%08x" % origin) is None
-    finally:
-        st.close()
-    proof = cli(c.cfg, "proof", "%08x" % origin).stdout.strip()
-    assert "VALID" in cli(c.cfg, "proof", "verify", proof).stdout
+from cluster import Cluster, Stream, check_chain, cli, deploy
 
 
 def stream_and_migrate(c, origin, hops, n=300, rate=200):
@@ -153,7 +88,7 @@ def test_migration_refused_keeps_daemon_on_source(tmp_path, firmware):
 
 # -- the node's side, sans-I/O (CPython): NodeCore fed frames directly --------------------------
 
-def _core(tmp_path, name, key=True, kinds=("counter",)):
+def _core(tmp_path, name, key=True, kinds=("counter",), key_kind="counter"):
     from netedge.firmware.node import NodeCore
     from netedge.firmware.registry import DaemonFactoryRegistry
     from netedge.firmware.store import RecordStore
@@ -165,15 +100,18 @@ def _core(tmp_path, name, key=True, kinds=("counter",)):
     for k in kinds:
         reg.register_kind(k, "netedge.firmware.daemons.%s.%s" % (k, k.capitalize()))
     if key:
-        reg.provision("counter", daemon_key("mig")[0])
+        reg.provision(key_kind, daemon_key("mig")[0])
     core = NodeCore(Cfg, reg, RecordStore(str(tmp_path / name)))
     _apply(core, core.boot())
     return core
 
 
 def _apply(core, ready):
+    """What the driver does with a Ready: persist, and process requeued inputs next."""
     for name, rec in ready.persist:
         core.store.save(name, rec)
+    for topic, frame in ready.requeue or ():
+        ready.publish += _apply(core, core.on_message(topic, frame)).publish
     return ready
 
 
@@ -241,6 +179,56 @@ def test_node_migration_commands(tmp_path):
     assert t.hosts[o].daemon.total == sum(range(1, 9 + 65)) and o not in t.mig
 
 
+def test_node_chunked_snapshot(tmp_path):
+    """A record larger than one chunk: the source sends §14 chunks, the target takes them one
+    window at a time after `restore` announced them, acknowledges each and restores on the
+    last; bad chunks are refused with state_failed and leave nothing half-restored."""
+    from netedge.firmware.host import DaemonHost
+    from netedge.shared import transfer as X
+    from nodes import daemon_origin
+    o = daemon_origin("mig")
+    g = _Feed()
+    s, t = (_core(tmp_path, n, kinds=("blob",), key_kind="blob") for n in "st")
+    old, DaemonHost.max_state = DaemonHost.max_state, 12000
+    try:
+        g.ctl(s, cmd="activate", origin=o, kind="blob", epoch=1)
+        g.inp(s, o, 1)
+        from netedge.shared import frame as FR
+        from netedge.shared import topics as T
+        _apply(s, s.on_message(T.daemon(o, "in"), FR.encode(FR.INPUT, "client", 2, {"p": b"=10000"})))
+        g.inp(s, o, 3)
+        reps = g.ctl(s, cmd="freeze", m=5, origin=o)
+        assert [r["op"] for r in reps] == ["chunk"] * 5  # 10 KB in 2 KB chunks
+        rx = X.Reassembler(1 << 20, 100)
+        rec = [rx.feed(r["c"]) for r in reps][-1]
+        assert rec is not None and len(rec) > 10000
+        # the gateway's way: restore announces t, then chunks of the target's size
+        assert g.ctl(t, cmd="restore", m=5, origin=o, kind="blob", epoch=2, t=len(rec)) == []
+        chunks = X.split(5, o, bytes(rec), 1024)
+        bad = dict(chunks[1], d=b"x" * 1024)
+        for c in chunks[:-1]:
+            [got] = g.ctl(t, cmd="chunk", m=5, origin=o, c=c)
+            assert (got["op"], got["i"]) == ("got", c["i"])
+        assert g.ctl(t, cmd="chunk", m=5, origin=o, c=chunks[0]) == [{"op": "got", "m": 5, "o": o, "i": 0}]  # a redelivery
+        [f] = g.ctl(t, cmd="chunk", m=5, origin=o, c=bad)  # same index, other bytes
+        assert (f["op"], f["code"]) == ("failed", 4) and o not in t.mig and o not in t.hosts
+        # again, from the start (a new migration id evicts the abandoned transfer)
+        assert g.ctl(t, cmd="restore", m=6, origin=o, kind="blob", epoch=2, t=len(rec)) == []
+        out = [g.ctl(t, cmd="chunk", m=6, origin=o, c=c) for c in X.split(6, o, bytes(rec), 1024)]
+        [r] = out[-1]
+        assert (r["op"], r["seq"]) == ("restored", 3)
+        assert t.hosts[o].daemon.snapshot() == s.hosts[o].daemon.snapshot()
+        # a chunk for a migration that announced nothing is refused
+        [f] = g.ctl(t, cmd="chunk", m=9, origin=o, c=X.split(9, o, b"x" * 3000, 1024)[0])
+        assert f["code"] == 4 and "no restore" in f["detail"]
+        # a record above the target's cap is refused before any chunk travels
+        u = _core(tmp_path, "u", kinds=("blob",), key_kind="blob")
+        [f] = g.ctl(u, cmd="restore", m=7, origin=o, kind="blob", epoch=2, t=10 ** 6)
+        assert (f["op"], f["code"]) == ("failed", 4) and "exceeds" in f["detail"] and o not in u.mig
+    finally:
+        DaemonHost.max_state = old
+
+
 def T_in(core, origin):
     from netedge.shared import topics as T
     return T.daemon(origin, "in") in core.subscriptions()
@@ -275,4 +263,173 @@ def test_soak_twenty_migrations_under_a_steady_stream(tmp_path, firmware):
         print(c.gw.output()[-5000:])
         raise
     finally:
+        c.close()
+
+
+BLOB_NODE = {"kinds": {"counter": "netedge.firmware.daemons.counter.Counter",
+                       "blob": "netedge.firmware.daemons.blob.Blob"}, "max_state": 12000}
+
+
+def test_migrate_large_state_in_chunks(tmp_path, firmware):
+    """A 9 KB state moves in §14 chunks both ways (source -> gateway -> target) under load;
+    the chain stays one Continuous chain and the state arrives byte for byte."""
+    from netedge.shared import status as S
+    from nodes import assert_in_order, event_outputs
+    c = Cluster(tmp_path, firmware, ["n1", "n2"], extra={"n1": BLOB_NODE, "n2": BLOB_NODE}, heap="160K")
+    try:
+        a = deploy(c.cfg, "blob", "n1")
+        c.obs.send_input(a, b"=9000", sender="setup", counter=1)
+        c.wait_events(a, 1)
+        outs = stream_and_migrate(c, a, ["n2", "n1"], n=200)
+        assert "from n2 to n1" in outs[1], outs
+        st = c.gw.store()
+        try:
+            evs = list(st.events(a))
+            assert [e.sequence for e in evs] == list(range(1, 202))
+            assert_in_order(evs)
+            assert sorted(event_outputs(e.payload)[1] for e in evs[1:]) == list(range(1, 201))
+            assert int(event_outputs(evs[-1].payload)[4][0]) == 200 * 201 // 2
+            assert S.assess_continuity(evs, a).kind == S.CONTINUOUS
+            from netedge.shared import cbor
+            snap = st.latest_snapshot(a)  # the gateway reassembled the source's chunks
+            assert len(snap.data) > 9000 and len(cbor.loads(snap.data)["state"]) > 9000
+            d = st.daemon(a)
+            assert (d.epoch, d.host_node) == (3, "n1")
+        finally:
+            st.close()
+        c.obs.heartbeats.clear()
+        c.obs.wait(lambda: "n1" in c.obs.heartbeats, 5, "heartbeat")
+        [dd] = c.obs.heartbeats["n1"]["daemons"]
+        assert dd["size"] > 9000
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
+
+
+def test_auto_placement_rules(tmp_path):
+    """start_migration_auto's choice from the capability index (the nodes' last heartbeats):
+    online, can host the kind, holds the key slot or can be provisioned, free heap for the
+    record, not the source; ranked key slot first, then free heap; a clear reason otherwise."""
+    import pytest
+    from netedge.gateway.migration import MigrationError, MigrationOrchestrator, heap_needed
+    from netedge.gateway.store import Store
+
+    class Core:
+        provisionable = staticmethod(lambda n: n != "far")
+    core = Core()
+    core.store = st = Store(str(tmp_path / "gw.db"))
+    o = 0x1a2b3c4d
+    need = heap_needed(5000)
+
+    def node(name, status="online", kinds=("counter",), keys=(), heap=100000, daemons=()):
+        st.upsert_node(name, status, info={"kinds": list(kinds), "keys": list(keys), "heap": heap,
+                                           "daemons": list(daemons)})
+    node("src", daemons=[{"origin": o, "kind": "counter", "size": 5000}])
+    st.add_daemon(o, "counter", b"k" * 32, host_node="src", epoch=1, status="active")
+    node("a-off", status="offline")
+    node("b-echo", kinds=("echo",))
+    node("c-small", heap=need - 1)
+    node("far")  # no key slot and no provisioning path
+    node("old", daemons=[{"origin": o}])
+    orch = MigrationOrchestrator(core)
+    with pytest.raises(MigrationError) as e:
+        orch.pick_target(o)
+    msg = str(e.value)
+    for why in ("a-off: offline", "b-echo: cannot host kind 'counter'", "c-small: free heap %d < %d" % (need - 1, need),
+                "far: no key slot", "old: still hosts it", "5000-byte record"):
+        assert why in msg, msg
+    assert "src" not in msg
+    node("x-big", heap=200000)  # needs provisioning
+    node("y-key", keys=[o], heap=need)  # holds the key slot: preferred
+    assert orch.pick_target(o) == "y-key"
+    node("y-key", keys=[o], heap=need, status="suspect")
+    assert orch.pick_target(o) == "x-big"
+    st.close()
+
+
+def test_migrate_auto_end_to_end(tmp_path, firmware):
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], configured=["n1", "n2"],
+                extra={"n3": {"kinds": {"echo": "netedge.firmware.daemons.echo.Echo"}}})
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        s = Stream(c.obs, a, 1, 100, rate=200)
+        s.start()
+        out = cli(c.cfg, "migrate", "%08x" % a, "--auto").stdout
+        assert "from n1 to n2" in out, out  # n3 cannot host counters
+        c.nodes["n1"].kill()
+        c.gw.wait_for(lambda st: st.node("n1").status != "online", 10, "n1 offline")
+        r = cli(c.cfg, "migrate", "%08x" % a, "--auto", check=False)
+        assert r.returncode != 0 and "no node can take" in r.stderr and "n1: offline" in r.stderr \
+            and "n3: cannot host kind 'counter'" in r.stderr, r.stderr
+        s.join(30)
+        c.wait_events(a, 100)
+        check_chain(c, a, 100, 2, "n2")
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        c.close()
+
+
+def test_forged_and_stale_migration_frames_are_rejected(tmp_path, firmware):
+    """While a migration is held at restore: replies forged by a third node (on its own topic,
+    or on the target's topic under its own name), a failure for an older migration id, and after
+    the move a chain event from the deposed source at the old epoch — all refused; the migration
+    completes and the chain is untouched."""
+    import signal
+    from netedge.shared import frame as FR
+    from netedge.shared import topics as T
+    from netedge.shared.link import CausalLink
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"])
+    try:
+        a = deploy(c.cfg, "counter", "n1")
+        for i in range(1, 6):
+            c.obs.send_input(a, b"%d" % i, counter=i)
+        c.wait_events(a, 5)
+        n2 = c.nodes["n2"]
+        n2.signal(signal.SIGSTOP)
+        res = {}
+        t = threading.Thread(target=lambda: res.setdefault("r", c.migrate(a, "n2", check=False)))
+        t.start()
+        key = "migrate:%08x" % a
+        c.gw.wait_for(lambda st: (st.get_state(key) or {}).get("step") == "restore", 15, "held at restore")
+        st = c.gw.store()
+        m, seq = st.get_state(key)["m"], st.get_state(key)["seq"]
+        st.close()
+        forged = [("n3", "n3", {"op": "restored", "m": m, "o": a, "seq": seq}),   # not a party
+                  ("n3", "n3", {"op": "failed", "m": m, "o": a, "code": 4, "detail": "forged"}),
+                  ("n2", "n3", {"op": "restored", "m": m, "o": a, "seq": seq}),   # n3 on n2's topic
+                  ("n2", "n2", {"op": "failed", "m": m - 1, "o": a, "code": 4, "detail": "old"})]  # stale id
+        for topic_node, sender, body in forged:
+            c.obs.publish_raw(T.node(topic_node, "mig"), FR.encode(FR.MIGRATION, sender, 1 << 20, body))
+        time.sleep(0.5)
+        st = c.gw.store()
+        assert st.get_state(key)["step"] == "restore" and st.daemon(a).epoch == 1  # nothing moved
+        st.close()
+        n2.signal(signal.SIGCONT)
+        t.join(30)
+        assert res["r"].returncode == 0, res["r"].stderr
+        for i in range(6, 11):
+            c.obs.send_input(a, b"%d" % i, counter=i)
+        c.wait_events(a, 10)
+        # the deposed source (or anyone in its name) at the old epoch: fenced
+        st = c.gw.store()
+        head = st.head(a)
+        st.close()
+        fake = CausalLink(a, 0, head.sequence + 1, head.forward).to_bytes()
+        c.obs.publish_raw(T.daemon(a, "chain"), FR.encode(FR.CHAIN_EVENT, "n1", 1 << 20,
+                                                          {"o": a, "e": 1, "l": fake, "p": b"stale"}))
+        time.sleep(0.5)
+        check_chain(c, a, 10, 2, "n2")
+        out = c.gw.output()
+        assert out.count("not a party to migration") == 2 and "sender 'n3' on node 'n2'" in out, out[-3000:]
+        assert "stale frame rejected origin=%08x from=n1 epoch=1" % a in out
+    except Exception:
+        print(c.gw.output()[-5000:])
+        raise
+    finally:
+        for n in c.nodes.values():
+            n.signal(signal.SIGCONT)
         c.close()

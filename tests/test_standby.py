@@ -7,7 +7,7 @@ import signal
 import time
 
 from gateways import cli
-from test_migration import Cluster, Stream, check_chain
+from cluster import Cluster, Stream, check_chain
 
 
 def create_group(c, *extra):

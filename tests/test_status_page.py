@@ -205,7 +205,7 @@ def hold_target(c, origin, proc, hold_s, timeout=30):
 
 @needs_chromium
 def test_chromium_watches_a_migration(tmp_path, firmware):
-    from test_migration import Cluster, Stream, check_chain, deploy
+    from cluster import Cluster, Stream, check_chain, deploy
 
     port = _free_port()
 
