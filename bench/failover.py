@@ -8,7 +8,7 @@ standby.  The killed node is then restarted: it boots at its old epoch, is demot
 as a standby, so every trial starts from a full group.  SIGSTOP trials freeze the active
 instead (no last will: the gateway's heartbeat deadline detects it).
 
-usage: python bench/failover.py [--trials 30] [--frozen-trials 5] [--deadline-ms 1000] [--rate 200]
+usage: python bench/failover.py [--trials 30] [--frozen-trials 5] [--deadline-ms 1000] [--rate 200] [--heap 96K]
 """
 import argparse
 import os
@@ -107,11 +107,12 @@ def main():
     ap.add_argument("--frozen-trials", type=int, default=5)
     ap.add_argument("--deadline-ms", type=int, default=1000, help="the gateway's heartbeat deadline")
     ap.add_argument("--rate", type=int, default=200, help="inputs per second during the whole run")
+    ap.add_argument("--heap", default="96K", help="the nodes' -X heapsize (default 96K)")
     args = ap.parse_args()
     from netedge.tools.firmware import build
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="netedge-bench-"))
     fw = build("unix", str(tmp / "fw"))
-    c = Cluster(tmp, fw, ["n1", "n2", "n3"], deadline_ms=args.deadline_ms)
+    c = Cluster(tmp, fw, ["n1", "n2", "n3"], deadline_ms=args.deadline_ms, heap=args.heap)
     stream = None
     try:
         out = cli(c.cfg, "group", "standby", "create", "--kind", "counter", "--members", "3",
@@ -138,8 +139,8 @@ def main():
         stream.join(10)
         verdict = check_log(c, origin, stream.sent)
         print()
-        print("standby failover, %d inputs/s, 3 members, heap 96K, gateway deadline %d ms" % (args.rate,
-                                                                                             args.deadline_ms))
+        print("standby failover, %d inputs/s, 3 members, heap %s, gateway deadline %d ms" % (
+            args.rate, args.heap, args.deadline_ms))
         if kills:
             print(line("kill -9 -> last will (floor)", wills))
             print(line("kill -9 -> promoted, first event", kills))

@@ -31,14 +31,13 @@ CHUNK = const(2048)      # source -> gateway chunk size (a chunk frame stays wel
 _rx = None               # the target's Reassembler (one transfer at a time), made by the first
 
 
-def command(self, ready, cmd, origin, body, handler=None):
-    """Run a migration (or, with `handler`, a standby-group) command; a typed failure becomes a
-    `failed` reply the gateway acts on."""
+def command(self, ready, cmd, origin, body):
+    """Run a migration command; a typed failure becomes a `failed` reply the gateway acts on."""
     m = body.get("m")
     if not (isinstance(origin, int) and type(m) is int):
         raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
     try:
-        (handler or _command)(self, ready, cmd, m, origin, body)
+        _command(self, ready, cmd, m, origin, body)
     except F.HostFailure as e:
         reply(self, ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
     except X.TransferError as e:
@@ -88,10 +87,7 @@ def run(self, ready, host, items):
 
 
 def reply(self, ready, op, m, origin, **kw):
-    kw["op"] = op
-    kw["m"] = m
-    kw["o"] = origin
-    ready.publish.append((T.node(self.node_id, "mig"), self.frame(ready, FR.MIGRATION, kw), 1, False))
+    self.reply(ready, op, m, origin, **kw)  # (NodeCore.reply: the standby module shares it)
 
 
 def on_input(self, ready, origin, host, mg, payload):

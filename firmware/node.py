@@ -267,12 +267,11 @@ class NodeCore:
             self._snap(ready, origin, body)
         elif cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume", "keep", "promote", "feed",
                      "listen", "demote"):
-            from .migrate import command  # (loaded by the first migration or group command only)
             if cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume"):
-                command(self, ready, cmd, origin, body)
-            else:
-                from .standby import command as group
-                command(self, ready, cmd, origin, body, group)
+                from .migrate import command  # (loaded by the first migration only)
+            else:  # (a standby loads only this; migrate.py too once it is promoted)
+                from .standby import command
+            command(self, ready, cmd, origin, body)
             if not self.mig and not self.standby:  # done moving, keeping nothing: give the code back
                 unload(PKG + ".standby")
                 unload(PKG + ".migrate")
@@ -291,23 +290,27 @@ class NodeCore:
         else:
             raise FR.MalformedFrame("unknown command %r" % cmd)
 
+    def reply(self, ready, op, m, origin, **kw):
+        """A MIGRATION frame to the gateway: the answer to a migration or group command."""
+        kw["op"] = op
+        kw["m"] = m
+        kw["o"] = origin
+        ready.publish.append((T.node(self.node_id, "mig"), self.frame(ready, FR.MIGRATION, kw), 1, False))
+
     def _snap(self, ready, origin, body):
         m = body.get("m")
         if not (isinstance(origin, int) and type(m) is int):
             raise FR.MalformedFrame("snap needs m:int, origin:int")
         host = self.hosts.get(origin)
-        out = {"op": "failed", "m": m, "o": origin, "code": F.STATE_FAILED}
-        if host is None:
-            out["detail"] = "%08x is not hosted here" % origin
-        else:
-            try:
-                rec = cbor.dumps(host.record(), True)
-                if len(rec) > MAX_REC:
-                    raise F.HostFailure(F.STATE_FAILED, "record of %d bytes exceeds %d" % (len(rec), MAX_REC))
-                out = {"op": "snap", "m": m, "o": origin, "rec": rec, "seq": host.chain.head.sequence}
-            except F.HostFailure as e:
-                out["detail"] = str(e.detail)[:160]
-        ready.publish.append((T.node(self.node_id, "mig"), self.frame(ready, FR.MIGRATION, out), 1, False))
+        try:
+            if host is None:
+                raise F.HostFailure(F.STATE_FAILED, "%08x is not hosted here" % origin)
+            rec = cbor.dumps(host.record(), True)
+            if len(rec) > MAX_REC:
+                raise F.HostFailure(F.STATE_FAILED, "record of %d bytes exceeds %d" % (len(rec), MAX_REC))
+            self.reply(ready, "snap", m, origin, rec=rec, seq=host.chain.head.sequence)
+        except F.HostFailure as e:
+            self.reply(ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
 
     def _activate(self, ready, kind, origin, epoch):
         host = self.hosts.get(origin)

@@ -15,12 +15,22 @@ from ..shared import cbor
 from ..shared import frame as FR
 from ..shared import failures as F
 from ..shared.link import CausalLink
-from .migrate import reply
 from .node import MAX_REC
 
 
-def command(self, ready, cmd, m, origin, body):
-    """One group command (migrate.command checks m and origin, and turns failures into replies)."""
+def command(self, ready, cmd, origin, body):
+    """One group command; a typed failure becomes a `failed` reply (as migrate.command does, which
+    a standby does not load: its heap is better spent on the copy it keeps)."""
+    m = body.get("m")
+    if not (isinstance(origin, int) and type(m) is int):
+        raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
+    try:
+        _command(self, ready, cmd, m, origin, body)
+    except F.HostFailure as e:
+        self.reply(ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
+
+
+def _command(self, ready, cmd, m, origin, body):
     name = "s%08x" % origin
     host = self.hosts.get(origin)
     if cmd == "keep":
@@ -41,11 +51,11 @@ def command(self, ready, cmd, m, origin, body):
         self.registry.check(kind, origin)  # promotion must not be the first to find a missing key
         ready.persist.append((name, {"rec": rec, "seq": seq}))
         self.standby[origin] = seq
-        return reply(self, ready, "kept", m, origin, seq=seq)
+        return self.reply(ready, "kept", m, origin, seq=seq)
     mg = self.mig.get(origin)
     if cmd == "promote":
         if host is not None and mg and mg[0] == m and mg[1] == "p":  # a retry
-            return reply(self, ready, "restored", m, origin, seq=host.chain.head.sequence)
+            return self.reply(ready, "restored", m, origin, seq=host.chain.head.sequence)
         rec = body.get("rec")
         if rec is None:  # the usual case: the copy this standby keeps
             try:
@@ -53,7 +63,8 @@ def command(self, ready, cmd, m, origin, body):
             except Exception as e:
                 raise F.HostFailure(F.STATE_FAILED, "no standby copy of %08x: %s" % (origin, e))
         from .migrate import _command as migration
-        migration(self, ready, "restore", m, origin, {"rec": rec, "epoch": body.get("epoch"), "kind": body.get("kind")})
+        migration(self, ready, "restore", m, origin,
+                  {"rec": rec, "epoch": body.get("epoch"), "kind": body.get("kind")})
         self.mig[origin][1] = "p"  # (set before the driver syncs subscriptions: not subscribed)
         if self.standby.pop(origin, None) is not None:
             ready.persist.append((name, None))
@@ -63,12 +74,12 @@ def command(self, ready, cmd, m, origin, body):
             raise F.HostFailure(F.STATE_FAILED, "%08x is not being promoted here (%d)" % (origin, m))
         if cmd == "listen":
             mg[1] = "h"  # the driver subscribes before it publishes the reply
-            return reply(self, ready, "listening", m, origin, seq=host.chain.head.sequence)
+            return self.reply(ready, "listening", m, origin, seq=host.chain.head.sequence)
         if not isinstance(body.get("inputs"), list):
             raise FR.MalformedFrame("feed needs inputs: list")
-        from .migrate import run
+        from .migrate import run  # (loaded by the promotion)
         run(self, ready, host, body["inputs"])
-        return reply(self, ready, "fed", m, origin, seq=host.chain.head.sequence, b=body.get("b"))
+        return self.reply(ready, "fed", m, origin, seq=host.chain.head.sequence, b=body.get("b"))
     if cmd == "demote":  # a deposed active (frozen or rebooted): fenced, it becomes a standby
         epoch = body.get("epoch")
         if type(epoch) is not int:
@@ -82,5 +93,5 @@ def command(self, ready, cmd, m, origin, body):
             if len(rec) <= MAX_REC:
                 ready.persist.append((name, {"rec": rec, "seq": seq}))
                 self.standby[origin] = seq
-        return reply(self, ready, "demoted", m, origin, seq=self.standby.get(origin, -1))
+        return self.reply(ready, "demoted", m, origin, seq=self.standby.get(origin, -1))
     raise FR.MalformedFrame("unknown command %r" % cmd)

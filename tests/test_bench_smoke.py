@@ -14,7 +14,7 @@ def test_core_bench_runs_on_both_interpreters():
 
 
 def test_failover_bench_runs():
-    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "failover.py"), "--trials", "2",
+    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "failover.py"), "--trials", "2", "--heap", "128K",
                           "--frozen-trials", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "kill -9 -> promoted, first event" in out.stdout and "SIGSTOP -> promoted" in out.stdout

@@ -1,6 +1,7 @@
 """Live migration end to end (PROTOCOL §16): real Mosquitto, a real gateway process, unix-port
 nodes; inputs stream in while the daemon moves.  The gateway's log must stay one contiguous
 chain, every input processed exactly once and in order."""
+import threading
 import time
 
 from cluster import Cluster, Stream, check_chain, cli, deploy
