@@ -218,7 +218,10 @@ class NodeCore:
                 host = self.hosts.get(origin)
                 mg = self.mig.get(origin)
                 if mg is not None:
-                    from .migrate import on_input  # (loaded by the first migration only)
+                    if mg[1] in "pl":  # a promotion (standby.py)
+                        from .standby import on_input
+                    else:
+                        from .migrate import on_input  # (loaded by the first migration only)
                     on_input(self, ready, origin, host, mg, payload)
                 elif host is None:
                     err["unknown_topic"] += 1  # (or a late message for a daemon that left)
@@ -266,7 +269,7 @@ class NodeCore:
         elif cmd == "snap":  # a group's sync of its active: answered without loading migrate.py
             self._snap(ready, origin, body)
         elif cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume", "keep", "promote", "feed",
-                     "listen", "demote"):
+                     "listen", "start", "demote"):
             if cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume"):
                 from .migrate import command  # (loaded by the first migration only)
             else:  # (a standby loads only this; migrate.py too once it is promoted)

@@ -415,15 +415,15 @@ class StandbyOrchestrator:
             self._send(acts, promo["to"], "listen", st, promo["m"])
 
     def _catch_up(self, acts, st):
-        """Subscribed and holding: what arrived since the backlog was read, then `go`."""
+        """Subscribed and holding: what was logged since the backlog was read, then `start`."""
         promo = st["promo"]
         backlog = self.backlog.pop(st["origin"], None)
         if backlog is None:
             return
         tail = [[i.sender, i.counter, i.payload] for i in self.store.inputs_after(st["origin"], backlog[1])]
-        for batch in self._batches(tail):
-            self._send(acts, promo["to"], "replay", st, promo["m"], inputs=batch)
-        self._send(acts, promo["to"], "go", st, promo["m"])
+        for batch in self._batches(tail):  # (no "b": these `fed` need no answer)
+            self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batch)
+        self._send(acts, promo["to"], "start", st, promo["m"])
         promo["replayed"] += len(tail)
         promo["at"] = time.time()
         self._save(st)

@@ -78,10 +78,7 @@ def test_kill9_active_promotes_a_standby(tmp_path, firmware):
 
 
 def test_frozen_active_is_deposed_and_rejoins_as_standby(tmp_path, firmware):
-    # 128K: the promoted standby replays the whole frozen second (~250 inputs) while the woken
-    # node drains its own backlog; at 96K (64-bit port) that can exhaust the promoted node's heap
-    # (a known limit, PROTOCOL §17); the kill -9 test above runs at 96K
-    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], deadline_ms=1000, heap="128K")
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], deadline_ms=1000)
     try:
         a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "40")
         s = Stream(c.obs, a, 1, 700, rate=200)
