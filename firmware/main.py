@@ -81,15 +81,19 @@ class NodeDriver:
             backoff_min=0.2, backoff_max=5)
 
     def _reload_keys(self):
-        from .config import load_keys
-        for kind, pub, sec in load_keys(self.cfg.kinds):
-            try:
-                self.core.registry.provision(kind, pub, sec)
-            except Exception as e:  # a colliding slot is reported, the others still load
-                self.core.errors["failed"] += 1
-                print("netedge: key slot refused:", e)
-        _unload("netedge.firmware.config")
-        _unload("netedge.shared.identity")
+        try:
+            from .config import load_keys
+            for kind, pub, sec in load_keys(self.cfg.kinds):
+                try:
+                    self.core.registry.provision(kind, pub, sec)
+                except MemoryError:
+                    raise  # not the slot's fault: the message is retried (or redelivered), not refused
+                except Exception as e:  # a colliding slot is reported, the others still load
+                    self.core.errors["failed"] += 1
+                    print("netedge: key slot refused:", e)
+        finally:
+            _unload("netedge.firmware.config")
+            _unload("netedge.shared.identity")
 
     # MQTT reader context: never block here (see mqtt.manual_ack)
     def _on_message(self, topic, payload, retained, token):

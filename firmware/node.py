@@ -8,6 +8,7 @@ nothing (see firmware/host.py).
 Written for a node's heap (like mqtt.py): few methods, no throwaway objects per event.
 """
 import gc
+import sys
 
 from ..shared import cbor
 from ..shared import frame as FR
@@ -275,10 +276,7 @@ class NodeCore:
             else:  # (a standby loads only this; migrate.py too once it is promoted)
                 from .standby import command
             command(self, ready, cmd, origin, body)
-            if not self.mig and not self.standby:  # done moving, keeping nothing: give the code back
-                unload(PKG + ".standby")
-                unload(PKG + ".migrate")
-                gc.collect()
+            self._unload()
         elif cmd == "stop":
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")
@@ -289,9 +287,17 @@ class NodeCore:
                 ready.persist.append(("d%08x" % origin, None))  # the driver deletes it
                 if body.get("wipe") is True:
                     self.registry.wipe(origin)
-                gc.collect()
+            self._unload()
+            gc.collect()
         else:
             raise FR.MalformedFrame("unknown command %r" % cmd)
+
+    def _unload(self):
+        """Done moving, keeping no standby copy: give migrate.py / standby.py back to the heap."""
+        if not self.mig and not self.standby and (PKG + ".migrate" in sys.modules or PKG + ".standby" in sys.modules):
+            unload(PKG + ".standby")
+            unload(PKG + ".migrate")
+            gc.collect()
 
     def reply(self, ready, op, m, origin, **kw):
         """A MIGRATION frame to the gateway: the answer to a migration or group command."""

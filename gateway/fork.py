@@ -9,7 +9,7 @@ The child's chain starts at the fork genesis link {child, horizon 0, seq 0, pare
 H8(parent origin ‖ fork_seq ‖ "fork")} (§8), stored as the child's event 0, so every later
 event validates against it; the ForkRecord, signed by the gateway, is stored, broadcast
 retained on the child's `continuity` topic, and shown by `netedge record list`.  On the node
-the child is restored through the migration target's path (restore -> go).
+the child is restored as a promoted standby is (promote -> listen -> start: standby.py).
 """
 import logging
 import time
@@ -110,7 +110,9 @@ class ForkOrchestrator:
             return self._fail(acts, st, "provisioning the key slot on %s failed: %s" % (st["to"], error))
         st.update(step="restore", at=time.time())
         self.store.put_state(key, st)
-        self._send(acts, st["to"], "restore", st, kind=st["kind"], epoch=1, rec=bytes.fromhex(st["rec"]))
+        # the node restores it as a promoted standby would (no migration code to load): promote,
+        # listen (subscribe), start
+        self._send(acts, st["to"], "promote", st, kind=st["kind"], epoch=1, rec=bytes.fromhex(st["rec"]))
 
     def on_reply(self, acts, node, body):
         """A MIGRATION frame; True when it belonged to a fork."""
@@ -126,10 +128,14 @@ class ForkOrchestrator:
             self.store.delete_state(key_of(origin))
             self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
         elif op == "restored" and st["step"] == "restore" and node == st["to"]:
-            st.update(step="go", at=time.time())
+            st.update(step="listen", at=time.time())
             self.store.put_state(key_of(origin), st)
-            self._send(acts, node, "go", st)
-        elif op == "active" and st["step"] == "go" and node == st["to"]:
+            self._send(acts, node, "listen", st)
+        elif op == "listening" and st["step"] == "listen" and node == st["to"]:
+            st.update(step="start", at=time.time())
+            self.store.put_state(key_of(origin), st)
+            self._send(acts, node, "start", st)
+        elif op == "active" and st["step"] == "start" and node == st["to"]:
             self.store.delete_state(key_of(origin))
             self.store.put_state("forked:%08x" % origin, {"parent": st["parent"], "fork_seq": st["fork_seq"],
                                                           "node": node, "why": st["why"], "at": time.time()})
