@@ -31,21 +31,18 @@ CHUNK = const(2048)      # source -> gateway chunk size (a chunk frame stays wel
 _rx = None               # the target's Reassembler (one transfer at a time), made by the first
 
 
-def command(self, ready, cmd, origin, body):
-    """Run a migration command; a typed failure becomes a `failed` reply the gateway acts on."""
-    m = body.get("m")
-    if not (isinstance(origin, int) and type(m) is int):
-        raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
+def command(self, ready, cmd, m, origin, body):
+    """One migration command (NodeCore.command checks m and origin and turns a HostFailure
+    into the `failed` reply); a transfer fault fails it too, but a stale chunk is a redelivery."""
     try:
         _command(self, ready, cmd, m, origin, body)
-    except F.HostFailure as e:
-        reply(self, ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
     except X.TransferError as e:
-        if e.args[0] != "stale":  # (a stale chunk is a redelivery: ignored)
-            mg = self.mig.get(origin)
-            if mg and mg[1] == "t":
-                del self.mig[origin]
-            reply(self, ready, "failed", m, origin, code=F.STATE_FAILED, detail="transfer: %s" % (e.args,))
+        if e.args[0] == "stale":
+            return
+        mg = self.mig.get(origin)
+        if mg and mg[1] == "t":
+            del self.mig[origin]
+        raise F.HostFailure(F.STATE_FAILED, "transfer: %s" % (e.args,))
 
 
 def _restore(self, ready, m, origin, kind, epoch, rec):

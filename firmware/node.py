@@ -273,9 +273,9 @@ class NodeCore:
                      "listen", "start", "demote"):
             if cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume"):
                 from .migrate import command  # (loaded by the first migration only)
-            else:  # (a standby loads only this; migrate.py too once it is promoted)
+            else:  # (a standby, a promotion, a fork: never migrate.py)
                 from .standby import command
-            command(self, ready, cmd, origin, body)
+            self.command(ready, cmd, origin, body, command)
             self._unload()
         elif cmd == "stop":
             if not isinstance(origin, int):
@@ -298,6 +298,17 @@ class NodeCore:
             unload(PKG + ".standby")
             unload(PKG + ".migrate")
             gc.collect()
+
+    def command(self, ready, cmd, origin, body, fn):
+        """A migration or group command: fn(self, ready, cmd, m, origin, body); a typed failure
+        becomes the `failed` reply the gateway acts on."""
+        m = body.get("m")
+        if not (isinstance(origin, int) and type(m) is int):
+            raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
+        try:
+            fn(self, ready, cmd, m, origin, body)
+        except F.HostFailure as e:
+            self.reply(ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
 
     def reply(self, ready, op, m, origin, **kw):
         """A MIGRATION frame to the gateway: the answer to a migration or group command."""

@@ -42,19 +42,9 @@ def on_input(self, ready, origin, host, mg, payload):
         self.reply(ready, "failed", mg[0], origin, code=F.STATE_FAILED, detail="hold buffer full")
 
 
-def command(self, ready, cmd, origin, body):
-    """One group command; a typed failure becomes a `failed` reply (as migrate.command does, which
-    a standby does not load: its heap is better spent on the copy it keeps)."""
-    m = body.get("m")
-    if not (isinstance(origin, int) and type(m) is int):
-        raise FR.MalformedFrame("%s needs m:int, origin:int" % cmd)
-    try:
-        _command(self, ready, cmd, m, origin, body)
-    except F.HostFailure as e:
-        self.reply(ready, "failed", m, origin, code=e.code, detail=str(e.detail)[:160])
-
-
-def _command(self, ready, cmd, m, origin, body):
+def command(self, ready, cmd, m, origin, body):
+    """One group command (NodeCore.command checks m and origin and turns a HostFailure into
+    the `failed` reply)."""
     name = "s%08x" % origin
     host = self.hosts.get(origin)
     if cmd == "keep":

@@ -29,14 +29,29 @@ PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 PRE_BUMP = ("push_keys", "freeze", "restore")
-# inputs per `replay` frame: the target builds a chain event per input before it publishes
-# any, so a whole 64-input buffer at once could exhaust a small board's heap
+# inputs per `replay` (and group `feed`) frame: a node decodes a frame whole (~150 B of heap an
+# input on a 64-bit port) and builds a chain event per input before it publishes any, so a whole
+# 64-input buffer at once could exhaust a small board's heap
 REPLAY_BATCH = 8
+REPLAY_BYTES = 2048      # ... and about this many payload bytes
 # Snapshot chunks to a target (§14): sized for its free heap, at most 2 KB (a node queues at most
 # 8 KB of received frames, §11), WINDOW of them unacknowledged at a time
 TX_CHUNK = 2048
 WINDOW = 2
 MAX_RECORD = 1 << 20  # the gateway's reassembly cap for a source's snapshot
+
+def replay_batches(items):
+    """[sender, counter, payload] lists (as given: the node checks each) -> frame-sized batches."""
+    out, cur, size = [], [], 0
+    for x in items:
+        n = 16 + (len(x[2]) if isinstance(x, list) and len(x) == 3 and isinstance(x[2], bytes) else 0)
+        if cur and (len(cur) >= REPLAY_BATCH or size + n > REPLAY_BYTES):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(x)
+        size += n
+    return out + [cur] if cur else out
+
 
 def state_key(origin):
     return "migrate:%08x" % origin
@@ -87,24 +102,13 @@ class MigrationOrchestrator:
         if st.get("client") is not None:
             self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
 
-    def _batches(self, inputs):
-        """Replay frames' input lists: at most REPLAY_BATCH inputs and ~4 KB each."""
-        out, cur, size = [], [], 0
-        for x in inputs:
-            if cur and (len(cur) >= REPLAY_BATCH or size + len(x[2]) > 4096):
-                out.append(cur)
-                cur, size = [], 0
-            cur.append(x)
-            size += len(x[2]) + 16
-        return out + [cur] if cur else out
-
     def _replay_log(self, acts, node, st, after_seq):
         """Re-drive `node` from the gateway's durable input log: every logged input the stored
         chain does not reflect after `after_seq`, in order (`"log": true` lets a node that came
         back from a reboot leave its hold afterwards; its input window drops what it has), then
         `go`.  This replaces inputs a crashed node had taken into RAM."""
-        inputs = [[i.sender, i.counter, i.payload] for i in self.store.inputs_missing_after(st["origin"], after_seq)]
-        for batch in self._batches(inputs) or [[]]:
+        inputs = self.store.replay_after(st["origin"], after_seq, consumed=False)[0]
+        for batch in replay_batches(inputs) or [[]]:
             self._send(acts, node, "replay", st, inputs=batch, log=True)
         self._send(acts, node, "go", st)
         log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
@@ -299,8 +303,8 @@ class MigrationOrchestrator:
             inputs = body.get("inputs")
             if not isinstance(inputs, list):
                 raise FR.MalformedFrame("buffered needs inputs: list")
-            for i in range(0, len(inputs), REPLAY_BATCH):
-                self._send(acts, st["target"], "replay", st, inputs=inputs[i:i + REPLAY_BATCH])
+            for batch in replay_batches(inputs):
+                self._send(acts, st["target"], "replay", st, inputs=batch)
             log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
             if step == "release":
                 self._forget_hosted(st["source"], origin)

@@ -19,7 +19,9 @@ from ..shared import cbor
 from ..shared import failures as F
 from ..shared import frame as FR
 from ..shared import topics as T
-from ..shared.link import CausalLink, h8
+from ..shared.link import CausalLink
+
+from .migration import replay_batches
 
 log = logging.getLogger("netedge.gateway")
 
@@ -28,10 +30,6 @@ SYNC_EVERY_N = 50         # default policy: a sync after this many events ...
 SYNC_EVERY_S = 5.0        # ... or this many seconds with new events
 REPLY_TIMEOUT_S = 3.0     # a sync or promotion step without an answer is retried elsewhere
 ACTIVATE_RETRY_S = 1.0
-# A `replay` frame is decoded whole on the node: each input costs ~150 B of heap there (list,
-# bytes and int objects on a 64-bit port), so frames carry few inputs, not just few bytes.
-REPLAY_FRAME_ITEMS = 8
-REPLAY_FRAME_BYTES = 1500
 FEED_WINDOW = 3           # feed batches in flight: hides the round trip, stays within a node's queue
 MAX_PROMOTIONS_KEPT = 8
 
@@ -341,59 +339,17 @@ class StandbyOrchestrator:
         log.warning("group %08x: promoting %s at epoch %d (%s)", st["origin"], to, epoch, why)
         self._send(acts, to, "promote", st, st["promo"]["m"], **extra)
 
-    def replay_inputs(self, origin, after_seq):
-        """([sender, counter, payload] to replay after `after_seq`, last input id, missing): the
-        inputs of the stored events after the snapshot, in chain order, then the logged inputs
-        no event consumed yet, in arrival order.  `missing` is the first event whose input the
-        log cannot supply (None when the log is whole)."""
-        out, seen, cut = [], set(), 0
-        for ev in self.store.events(origin, after_seq + 1):
-            try:
-                sender, counter, digest = cbor.loads(ev.payload)[:3]
-                inp = self.store.input_of(origin, sender, counter)
-            except Exception:
-                inp = None
-            if inp is None or h8(inp.payload) != digest:
-                return out, cut, ev.link.sequence
-            out.append([sender, counter, inp.payload])
-            seen.add((sender, counter))
-            cut = max(cut, inp.id)
-        if cut == 0 and after_seq > 0:  # nothing after the snapshot: start after ITS last input
-            last = self.store.event(origin, after_seq)
-            try:
-                sender, counter = cbor.loads(last.payload)[:2]
-                cut = self.store.input_of(origin, sender, counter).id
-            except Exception:
-                cut = 0
-        for inp in self.store.inputs_after(origin, cut):
-            if (inp.sender, inp.counter) not in seen:
-                out.append([inp.sender, inp.counter, inp.payload])
-            cut = inp.id
-        return out, cut, None
-
-    @staticmethod
-    def _batches(items):
-        batch, size = [], 0
-        for it in items:
-            batch.append(it)
-            size += len(it[2]) + len(it[0]) + 16
-            if size >= REPLAY_FRAME_BYTES or len(batch) >= REPLAY_FRAME_ITEMS:
-                yield batch
-                batch, size = [], 0
-        if batch:
-            yield batch
-
     def _replay(self, acts, st):
         """The promoted node restored its copy (not yet subscribed): feed it the backlog."""
         promo = st["promo"]
-        items, last_id, missing = self.replay_inputs(st["origin"], promo["seq"])
+        items, last_id, missing = self.store.replay_after(st["origin"], promo["seq"])
         if missing is not None:
             log.error("group %08x: the input of event %d is not in the log: events after the snapshot at %d "
                       "are lost", st["origin"], missing, promo["seq"])
             self._lost(acts, st, missing)
             return
         # (RAM only: a restarted gateway times the promotion out and promotes again)
-        self.backlog[st["origin"]] = [list(self._batches(items)), last_id]
+        self.backlog[st["origin"]] = [replay_batches(items), last_id]
         promo["replayed"], promo["sent"], promo["acked"] = len(items), 0, 0
         self._feed(acts, st, None)
 
@@ -421,7 +377,7 @@ class StandbyOrchestrator:
         if backlog is None:
             return
         tail = [[i.sender, i.counter, i.payload] for i in self.store.inputs_after(st["origin"], backlog[1])]
-        for batch in self._batches(tail):  # (no "b": these `fed` need no answer)
+        for batch in replay_batches(tail):  # (no "b": these `fed` need no answer)
             self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batch)
         self._send(acts, promo["to"], "start", st, promo["m"])
         promo["replayed"] += len(tail)
