@@ -4,7 +4,10 @@ several heap sizes (and whether it then processes inputs); and the per-daemon ov
 imported in a fresh interpreter (heap bytes vs its .mpy bytes), the qstr pool, the runtime's own
 objects; and an ESTIMATE for a 32-bit board derived from those measurements.
 
-usage: python bench/node_memory.py [--heaps 64K,80K,96K,128K] [--daemons 0,1,4,8]
+usage: python bench/node_memory.py [--heaps 64K,80K,96K,128K] [--daemons 0,1,4,8] [--layout files,romfs]
+Both firmware layouts are measured: .mpy files in lib/, and the ROMFS image a board runs from its
+ROM partition (tools/fleet.py: how a virtual board emulates that partition, and why the heap
+figures are a board's).
 Note: the unix port is a 64-bit build: pointers, object headers and the GC block (32 B, 16 B on
 a 32-bit port) are twice an ESP32's, so the same firmware needs noticeably less heap there.
 The body of imports() is the MicroPython side (`--child`).
@@ -45,13 +48,13 @@ def imports():
     micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=.., n_total_bytes=.."
 
 
-def measure(fw, root, broker, obs, heap, n):
+def measure(fw, root, broker, obs, heap, n, romfs=False):
     """(free heap after boot or None, whether it then processed INPUTS inputs per daemon, note)."""
     from nodes import NodeProc, daemon_origin
-    node_id = "m%s-%d" % (heap.lower(), n)
-    names = ["d%s-%d-%d" % (heap, n, i) for i in range(n)]
+    node_id = "m%s%s-%d" % ("r" if romfs else "", heap.lower(), n)
+    names = ["d%s%s-%d-%d" % ("r" if romfs else "", heap, n, i) for i in range(n)]
     node = NodeProc(fw, root, node_id, broker, daemons=[("counter", x) for x in names], hosted=names, heap=heap,
-                    heartbeat_ms=200).start()
+                    heartbeat_ms=200, romfs=romfs).start()
     try:
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline and node.alive():
@@ -130,35 +133,45 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heaps", default="64K,80K,96K,128K")
     ap.add_argument("--daemons", default="0,1,4,8")
+    ap.add_argument("--layout", default="files,romfs", help="files (.mpy in lib/), romfs (ROM image), or both")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="netedge-bench-")
     fw = build("unix", os.path.join(tmp, "fw"))
     broker = Mosquitto(os.path.join(tmp, "broker")).start()
     obs = Observer(broker, "bench")
     counts = [int(x) for x in args.daemons.split(",")]
-    used = {}
+    used, met = {}, {}
     try:
-        print("free heap (bytes) reported by a connected node, by -X heapsize and hosted counter daemons")
-        print("%-8s" % "heap" + "".join("%12s" % ("%d daemons" % n) for n in counts) + "   per daemon")
-        for heap in args.heaps.split(","):
-            row, frees, notes = [], {}, []
-            for n in counts:
-                free, works, err = measure(fw, os.path.join(tmp, "boards"), broker, obs, heap, n)
-                frees[n] = free
-                row.append("%12s" % ("FAILS" if free is None else "%d%s" % (free, "" if works else "*")))
-                if err:
-                    notes.append("%d daemons: %s" % (n, err[:90]))
-            ok = [n for n in counts if frees[n] is not None]
-            per = ""
-            if len(ok) >= 2 and ok[-1] != ok[0]:
-                per = "%.0f B" % ((frees[ok[0]] - frees[ok[-1]]) / (ok[-1] - ok[0]))
-            if len(ok) == len(counts):
-                used = {n: kb(heap) - frees[n] for n in counts}
-            print("%-8s" % heap + "".join(row) + "   " + per)
-            for note in notes:
-                print("         ! " + note)
+        for layout in args.layout.split(","):
+            romfs = layout == "romfs"
+            print()
+            print("free heap (bytes) reported by a connected node, by -X heapsize and hosted counter daemons;")
+            print("firmware %s" % ("in a ROMFS image (a board's ROM partition: bytecode runs in place)" if romfs
+                                   else "as .mpy files in lib/ (each import loads its bytecode into the heap)"))
+            print("%-8s" % "heap" + "".join("%12s" % ("%d daemons" % n) for n in counts) + "   per daemon")
+            for heap in args.heaps.split(","):
+                row, frees, worked, notes = [], {}, {}, []
+                for n in counts:
+                    free, works, err = measure(fw, os.path.join(tmp, "boards"), broker, obs, heap, n, romfs)
+                    frees[n], worked[n] = free, works
+                    row.append("%12s" % ("FAILS" if free is None else "%d%s" % (free, "" if works else "*")))
+                    if err:
+                        notes.append("%d daemons: %s" % (n, err[:90]))
+                ok = [n for n in counts if frees[n] is not None]
+                per = ""
+                if len(ok) >= 2 and ok[-1] != ok[0]:
+                    per = "%.0f B" % ((frees[ok[0]] - frees[ok[-1]]) / (ok[-1] - ok[0]))
+                if len(ok) == len(counts) and not romfs:
+                    used = {n: kb(heap) - frees[n] for n in counts}
+                if 4 in frees and heap.upper() == "64K":
+                    met[layout] = frees[4] is not None and frees[4] >= TARGET_FREE and worked[4]
+                print("%-8s" % heap + "".join(row) + "   " + per)
+                for note in notes:
+                    print("         ! " + note)
         print("* boots, but does not process %d inputs per daemon (one at a time) within 5 s" % INPUTS)
         print("target (issue 3): runtime + 4 small daemons in 64K with >= %d B free" % TARGET_FREE)
+        for layout, ok in met.items():
+            print("  %-6s -> %s" % (layout, "MET" if ok else "NOT MET"))
     finally:
         obs.close()
         broker.kill()

@@ -37,11 +37,11 @@ class NodeProc(VirtualBoard):
     for `daemons` [(kind, name)], `hosted` daemon names activated at first boot."""
 
     def __init__(self, fw_dir, root, node_id, broker, daemons=(), hosted=(), heap=NODE_HEAP, heartbeat_ms=300,
-                 extra=None):
+                 extra=None, romfs=False):
         keys = [{"kind": kind, "public": daemon_key(name)[0].hex()} for kind, name in daemons]
         cfg = node_config(node_id, broker.host, broker.port, heartbeat_ms=heartbeat_ms, keys=keys,
                           hosted=["%08x" % daemon_origin(n) for n in hosted], extra=extra)
-        super().__init__(fw_dir, root, node_id, cfg, heap=heap)
+        super().__init__(fw_dir, root, node_id, cfg, heap=heap, romfs=romfs)
 
     def record_path(self, name):
         return os.path.join(self.dir, "state", "d%08x.rec" % daemon_origin(name))

@@ -6,6 +6,15 @@ client from source in a 128 KB heap).  Layout produced, ready to copy to a board
     <out>/lib/netedge/{__init__,shared/*,firmware/*,firmware/daemons/*}.mpy
     <out>/main.py              boots the node from netedge.json
     <out>/board.py (+ wifi.py) the board adapter from boards/<board>/
+    <out>/netedge.romfs        the same lib/ as a ROMFS image (MicroPython >= 1.25)
+
+Two ways to put it on a board.  Copy lib/ to the board's filesystem: each import then loads its
+bytecode into the heap.  Or deploy the image to the board's ROM partition, where imports run the
+bytecode in place and the heap keeps only the runtime structures:
+
+    mpremote romfs deploy <out>/netedge.romfs     (the board mounts it at /rom)
+
+The image holds lib/netedge/..., found through /rom/lib, which those ports put on sys.path.
 
 usage: python -m netedge.tools.firmware [--board unix|esp32|rp2_pico_w] [--out DIR]
 """
@@ -102,7 +111,36 @@ def build(board="unix", out=None, progress=None):
     shutil.copy(os.path.join(BOARDS, board, "board.py"), os.path.join(out, "board.py"))
     if info.get("network") == "wifi":
         shutil.copy(os.path.join(BOARDS, "wifi.py"), os.path.join(out, "wifi.py"))
+    romfs_image(out)
     return out
+
+
+ROMFS = "netedge.romfs"
+
+
+def romfs_image(out):
+    """Write <out>/netedge.romfs: <out>/lib as a ROMFS image, with mpremote's own writer (the
+    format `mpremote romfs deploy` puts on a board).  Returns its path."""
+    from mpremote.romfs import VfsRomWriter
+    rom = VfsRomWriter()
+
+    def add(src):
+        for name in sorted(os.listdir(src)):
+            path = os.path.join(src, name)
+            if os.path.isdir(path):
+                rom.opendir(name)
+                add(path)
+                rom.closedir()
+            else:
+                with open(path, "rb") as f:
+                    rom.mkfile(name, f.read())
+    rom.opendir("lib")
+    add(os.path.join(out, "lib"))
+    rom.closedir()
+    path = os.path.join(out, ROMFS)
+    with open(path, "wb") as f:
+        f.write(rom.finalise())
+    return path
 
 
 def main(argv=None):

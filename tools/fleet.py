@@ -75,14 +75,45 @@ def _die_with_parent():
     return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def heap_bytes(heap):
+    """'96K' -> 98304 (the -X heapsize syntax, without MicroPython's word-size 'w')."""
+    mult = {"K": 1024, "M": 1024 * 1024}.get(heap[-1:].upper(), 1)
+    return int(heap[:-1] if mult > 1 else heap) * mult
+
+
+def rom_cost(image_bytes):
+    """Heap a ROM image costs when the unix port holds it: one bytearray (a 32-byte object, its
+    data in 16-byte GC blocks), plus the GC's allocation table for those blocks (a byte per 4
+    blocks: 1/64)."""
+    return (32 + (image_bytes + 15) // 16 * 16) * 65 // 64
+
+
+# A board with a ROM partition maps it into the address space: imports run bytecode in place.
+# The unix port has no such mapping, so a virtual board reads the image into a bytearray allocated
+# first, before anything else, and gets a heap larger by exactly that allocation; what the node
+# then reports as free is what the same node has on a board (less the few hundred bytes this boot
+# code and the /rom mount take, which a board's own boot mostly pays too).
+ROM_BOOT = ("import sys, vfs\n"
+            "rom = bytearray(%d)\n"
+            "f = open(%r, 'rb')\n"
+            "f.readinto(rom)\n"
+            "f.close()\n"
+            "vfs.mount(vfs.VfsRom(rom), '/rom')\n"
+            "del f, rom\n"
+            "sys.path.insert(0, '/rom/lib')\n")
+
+
 class VirtualBoard:
     """One virtual board: a folder (its flash) and a micropython process running the firmware."""
 
-    def __init__(self, fw_dir, root, node_id, config, heap=NODE_HEAP, die_with_parent=False):
+    def __init__(self, fw_dir, root, node_id, config, heap=NODE_HEAP, die_with_parent=False, romfs=False):
         """die_with_parent: the node is killed when the process that started it (precisely: the
-        thread) ends; for a command like `netedge demo`, whose nodes must never outlive it."""
+        thread) ends; for a command like `netedge demo`, whose nodes must never outlive it.
+        romfs: run the firmware from the build's ROMFS image (a board's ROM partition) instead
+        of from .mpy files in lib/; `heap` is then what the node gets besides the image."""
         import json
         self.fw_lib = os.path.join(fw_dir, "lib")
+        self.romfs = os.path.join(fw_dir, FW.ROMFS) if romfs else None
         self.dir = os.path.join(str(root), node_id)
         os.makedirs(self.dir, exist_ok=True)
         self.node_id = node_id
@@ -97,13 +128,18 @@ class VirtualBoard:
         # boots as a board's main.py does: the firmware in ./lib (here a link to the shared build),
         # on sys.path as "lib", so each module's __file__ (a qstr in the heap) is as long as on a board
         lib = os.path.join(self.dir, "lib")
-        if os.path.lexists(lib) and os.readlink(lib) != self.fw_lib:
-            os.remove(lib)
-        if not os.path.lexists(lib):
+        if os.path.lexists(lib) and (self.romfs or os.readlink(lib) != self.fw_lib):
+            os.remove(lib)  # a ROMFS board has no lib/ in its filesystem: nothing loads from files
+        if not os.path.lexists(lib) and not self.romfs:
             os.symlink(self.fw_lib, lib)
         code = "import sys; sys.path.insert(0, 'lib'); from netedge.firmware.main import start; start('netedge.json')"
+        heap = self.heap
+        if self.romfs:
+            size = os.path.getsize(self.romfs)
+            code = ROM_BOOT % (size, self.romfs) + "from netedge.firmware.main import start; start('netedge.json')"
+            heap = str(heap_bytes(self.heap) + rom_cost(size))
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + self.heap, "-c", code],
+        self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + heap, "-c", code],
                                      cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=self.preexec)
         return self
