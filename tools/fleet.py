@@ -81,26 +81,27 @@ def heap_bytes(heap):
     return int(heap[:-1] if mult > 1 else heap) * mult
 
 
+ROM = "rom.bin"  # a virtual board's ROM partition (boards/unix/board.py, rom_partition.py)
+
+
+def rom_heap(heap, partition):
+    """-X heapsize (bytes) for a virtual board whose ROM partition file is `partition`: `heap`
+    plus what holding the image costs this port, so the node gets `heap` as a board would (a board
+    maps the partition; the unix port reads it into a bytearray: boards/unix/board.py)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("netedge_unix_board", os.path.join(FW.BOARDS, "unix", "board.py"))
+    board = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(board)
+    with open(partition, "rb") as f:
+        size = board.image_size(f.read(8))
+    return heap_bytes(heap) + (rom_cost(size) if size else 0)
+
+
 def rom_cost(image_bytes):
     """Heap a ROM image costs when the unix port holds it: one bytearray (a 32-byte object, its
     data in 16-byte GC blocks), plus the GC's allocation table for those blocks (a byte per 4
     blocks: 1/64)."""
     return (32 + (image_bytes + 15) // 16 * 16) * 65 // 64
-
-
-# A board with a ROM partition maps it into the address space: imports run bytecode in place.
-# The unix port has no such mapping, so a virtual board reads the image into a bytearray allocated
-# first, before anything else, and gets a heap larger by exactly that allocation; what the node
-# then reports as free is what the same node has on a board (less the few hundred bytes this boot
-# code and the /rom mount take, which a board's own boot mostly pays too).
-ROM_BOOT = ("import sys, vfs\n"
-            "rom = bytearray(%d)\n"
-            "f = open(%r, 'rb')\n"
-            "f.readinto(rom)\n"
-            "f.close()\n"
-            "vfs.mount(vfs.VfsRom(rom), '/rom')\n"
-            "del f, rom\n"
-            "sys.path.insert(0, '/rom/lib')\n")
 
 
 class VirtualBoard:
@@ -116,6 +117,9 @@ class VirtualBoard:
         self.romfs = os.path.join(fw_dir, FW.ROMFS) if romfs else None
         self.dir = os.path.join(str(root), node_id)
         os.makedirs(self.dir, exist_ok=True)
+        if romfs:  # deployed to the board's ROM partition, which its board.py mounts at boot
+            shutil.copy(self.romfs, os.path.join(self.dir, ROM))
+            shutil.copy(os.path.join(FW.BOARDS, "unix", "board.py"), os.path.join(self.dir, "board.py"))
         self.node_id = node_id
         self.heap = heap
         self.proc = None
@@ -134,10 +138,9 @@ class VirtualBoard:
             os.symlink(self.fw_lib, lib)
         code = "import sys; sys.path.insert(0, 'lib'); from netedge.firmware.main import start; start('netedge.json')"
         heap = self.heap
-        if self.romfs:
-            size = os.path.getsize(self.romfs)
-            code = ROM_BOOT % (size, self.romfs) + "from netedge.firmware.main import start; start('netedge.json')"
-            heap = str(heap_bytes(self.heap) + rom_cost(size))
+        if self.romfs:  # as a board's main.py: the board adapter first (it mounts the partition)
+            code = "import board; from netedge.firmware.main import start; start('netedge.json', board)"
+            heap = str(rom_heap(self.heap, os.path.join(self.dir, ROM)))
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + heap, "-c", code],
                                      cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
