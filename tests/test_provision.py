@@ -19,6 +19,8 @@ import pytest
 from netedge.shared import frame as FR
 from netedge.shared import topics as T
 from netedge.shared.identity import origin_hash
+from netedge.tools import firmware as FW
+from netedge.tools import fleet
 from netedge.tools import provision as P
 
 from conftest import micropython_cmd
@@ -31,15 +33,19 @@ needs_socat = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is
 class VirtualBoard:
     """socat PTY,link=<link> EXEC:micropython with cwd = folder; stopped by its own process group."""
 
-    def __init__(self, folder, link):
+    def __init__(self, folder, link, rom=False):
+        """rom: the board has a ROM partition (rom.bin in its folder: boards/unix/rom_partition.py)."""
         self.folder = str(folder)
         self.link = str(link)
+        self.exe = micropython_cmd()
+        if rom:
+            self.exe += " -i " + os.path.join(FW.BOARDS, "unix", "rom_partition.py")
         os.makedirs(self.folder, exist_ok=True)
         self.proc = None
 
     def start(self, timeout=5.0):
         self.proc = subprocess.Popen(
-            ["socat", "PTY,link=%s,raw,echo=0" % self.link, "EXEC:%s,pty,raw,echo=0" % micropython_cmd()],
+            ["socat", "PTY,link=%s,raw,echo=0" % self.link, "EXEC:%s,pty,raw,echo=0" % self.exe],
             cwd=self.folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -173,6 +179,72 @@ def test_provision_virtual_board_then_boot(tmp_path, mosquitto):
                     node.kill()
                     node.wait(5)
         log.close()
+
+
+def _boot(board_dir, heap, log_path):
+    return subprocess.Popen([micropython_cmd(), "-X", "heapsize=%s" % heap, "main.py"], cwd=str(board_dir),
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _stop(node):
+    if node.poll() is None:
+        node.send_signal(signal.SIGINT)
+        try:
+            node.wait(5)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait(5)
+
+
+@needs_socat
+def test_provision_romfs_then_boot_from_the_rom_partition(tmp_path, mosquitto):
+    """--romfs: real `mpremote romfs deploy` into the virtual board's ROM partition; the node then
+    boots from /rom with its bytecode out of the heap, and lib/netedge is gone from the filesystem."""
+    board_dir = tmp_path / "board"
+    board = VirtualBoard(board_dir, tmp_path / "tty", rom=True).start()
+    try:
+        # a board provisioned the plain way first: --romfs must take its lib/ away (it comes first)
+        P.provision(board.link, "unix", "rom-1", mosquitto.host, mosquitto.port, heartbeat_ms=200)
+        assert (board_dir / "lib/netedge/firmware/node.mpy").is_file()
+        res = netedge("provision", "--port", board.link, "--board", "unix", "--node", "rom-1", "--romfs",
+                      "--broker", "mqtt://%s:%d" % (mosquitto.host, mosquitto.port), "--heartbeat-ms", "200")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "ROMFS image in the ROM partition" in res.stdout and "verified by sha256" in res.stdout
+        assert "lib/netedge/firmware/node.mpy" not in res.stderr  # nothing copied to lib/
+    finally:
+        board.stop()
+    assert not (board_dir / "lib" / "netedge").exists(), "lib/netedge must be removed (it would shadow /rom/lib)"
+    for rel in ("main.py", "board.py", "netedge.json", fleet.ROM):
+        assert (board_dir / rel).is_file(), rel
+
+    watch = HeartbeatWatcher(mosquitto, "rom-1")
+    node = _boot(board_dir, fleet.rom_heap(BOOT_HEAP, str(board_dir / fleet.ROM)), tmp_path / "node.log")
+    try:
+        got = watch.wait(15)
+        out = (tmp_path / "node.log").read_text(errors="replace")
+        assert got is not None, "no heartbeat from the ROMFS node; its output:\n" + out
+        assert "firmware from the ROM partition" in out
+        # the bytecode is in the ROM: at the same heap, far more is free than with lib/ (~25 KB at 96K)
+        assert got[1].body()["heap"] > fleet.heap_bytes(BOOT_HEAP) * 0.4, got[1].body()
+    finally:
+        watch.close()
+        _stop(node)
+
+
+@needs_socat
+def test_provision_romfs_on_a_board_without_a_rom_partition(tmp_path):
+    """A clear error, and the board's filesystem untouched (the ROM is deployed first)."""
+    board_dir = tmp_path / "board"
+    board = VirtualBoard(board_dir, tmp_path / "tty").start()
+    try:
+        res = netedge("provision", "--port", board.link, "--board", "unix", "--node", "n1", "--romfs",
+                      "--broker", "mqtt://127.0.0.1")
+    finally:
+        board.stop()
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "has no ROMFS partition" in res.stderr and "without --romfs" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (board_dir / "main.py").exists() and not (board_dir / "netedge.json").exists()
 
 
 def test_missing_port_is_a_clear_error(tmp_path):

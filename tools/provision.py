@@ -14,6 +14,11 @@ What lands on the board (its filesystem root; the unix port: the micropython pro
 
 `state/` (the node's flash records) is never touched, so re-provisioning keeps the daemons' chains.
 
+With `romfs=True` (`netedge provision --romfs`) the firmware goes to the board's ROM partition
+instead, as the build's ROMFS image (`mpremote romfs deploy`, MicroPython >= 1.25 on a board with
+such a partition); lib/netedge is then removed from the filesystem.  The node runs its bytecode in
+place from flash, which leaves it about twice the free heap (bench/node_memory.py).
+
 Three mpremote invocations (each connect costs time): one inventory (creates folders, hashes
 what is already there), one that copies only what differs and removes stale `.mpy` files, then
 re-hashes everything for the verification (plus an optional hard reset so a real board boots the
@@ -228,6 +233,70 @@ print(%(mark)r + json.dumps(dict((p, _h(p)) for p in _f)))
 """
 
 
+_ROM_HASH = """
+import vfs, hashlib, binascii
+try:
+    _m = memoryview(vfs.rom_ioctl(2, 0))
+    _h = hashlib.sha256()
+    for _i in range(0, %(n)d, 1024):
+        _h.update(_m[_i:min(_i + 1024, %(n)d)])
+    print(%(mark)r + binascii.hexlify(_h.digest()).decode())
+except Exception as e:  # a partition behind a block device: not readable as memory
+    print(%(mark)r + '?')
+"""
+ROM_MARK = "NETEDGE-ROM "
+
+# lib/netedge taken away whole once the firmware is in the ROM partition: even an empty folder
+# would shadow /rom/lib/netedge (a folder without __init__ imports as a namespace package)
+_RMTREE = """
+import os
+def _rm(d):
+    for e in os.ilistdir(d):
+        p = d + '/' + e[0]
+        if e[1] == 0x4000:
+            _rm(p)
+        else:
+            os.remove(p)
+    os.rmdir(d)
+try:
+    _rm(%r)
+except OSError:
+    pass
+""" % LIB
+
+
+def _deploy_rom(cmd, port, image, resume, timeout, progress):
+    """`mpremote romfs deploy` the image to ROM partition 0, then hash the partition on the board.
+    Returns "sha256" when the board's copy matched, "unread" when the board cannot show it."""
+    size = os.path.getsize(image)
+    head = ["resume"] if resume else []
+    if progress:
+        progress(0, 1, "deploying the ROMFS image (%d bytes)" % size)
+    try:
+        lines = _Run(cmd, port, head + ["romfs", "deploy", image, "+", "exec", _ROM_HASH % {"n": size, "mark": ROM_MARK}],
+                     _timeout(size, timeout)).run()
+    except ProvisionError as e:
+        low = str(e).lower()
+        if "romfs is not enabled" in low or "partition not found" in low:
+            raise ProvisionError("%s has no ROMFS partition (it needs MicroPython 1.25 or later, built with "
+                                 "one): provision without --romfs to copy the firmware to lib/ instead\n  %s"
+                                 % (port, str(e).splitlines()[-1].strip()))
+        raise
+    if any("too big for the target partition" in ln for ln in lines):
+        raise ProvisionError("the ROMFS image (%d bytes) is larger than %s's ROM partition: provision "
+                             "without --romfs" % (size, port))
+    got = [ln[len(ROM_MARK):] for ln in lines if ln.startswith(ROM_MARK)]
+    if not got:
+        raise ProvisionError("%s did not confirm the ROMFS image\n  output: %s" % (port, " | ".join(lines[-5:])))
+    if got[0] == "?":
+        return "unread"
+    if got[0] != _sha(image):
+        raise ProvisionError("the ROM partition of %s differs from the image sent: deploy again" % port)
+    if progress:
+        progress(1, 1, "ROMFS image verified")
+    return "sha256"
+
+
 def _remote_script(files, dirs=(), walk=True):
     """Hash `files` (and, with walk, every file under lib/netedge) after creating `dirs`."""
     return _REMOTE % {"dirs": list(dirs), "files": list(files), "lib": LIB if walk else "", "mark": MARK}
@@ -312,15 +381,18 @@ def _want_reset(board, reset):
     return (board_info(board).get("port") != "unix") if reset is None else bool(reset)
 
 
-def _upload(cmd, port, files, verify, resume, reset, timeout, progress, stale=()):
-    """One mpremote run: copy `files` [(local, remote)], remove `stale` remote paths, then hash every
-    file of `verify` [(local, remote)] on the board and compare.  Returns the board's hashes."""
+def _upload(cmd, port, files, verify, resume, reset, timeout, progress, stale=(), drop_lib=False):
+    """One mpremote run: copy `files` [(local, remote)], remove `stale` remote paths (or with
+    drop_lib all of lib/netedge), then hash every file of `verify` [(local, remote)] on the board
+    and compare.  Returns the board's hashes."""
     head = ["resume"] if resume else []
     args = list(head)
     for local, remote in files:
         args += ["fs", "cp", "-f", local, ":" + remote, "+"]
-    for remote in stale:
+    for remote in () if drop_lib else stale:
         args += ["fs", "rm", ":" + remote, "+"]
+    if drop_lib:
+        args += ["exec", _RMTREE, "+"]
     args += ["exec", _remote_script([r for _, r in verify], walk=False)]
     if reset:
         args += ["+", "reset"]
@@ -373,9 +445,11 @@ def _write_json(folder, name, value):
 
 def provision(port, board, node_id, broker_host, broker_port=1883, username=None, password=None, wifi=None,
               keys=None, heartbeat_ms=500, progress=None, mpremote=None, resume=True, reset=None,
-              timeout=None):
+              timeout=None, romfs=False):
     """Build the firmware for `board`, copy it and the node's config to the board on `port`.
 
+    romfs: deploy the firmware as a ROMFS image to the board's ROM partition instead of lib/
+    (lib/netedge is then removed: it would come first on sys.path).
     keys: key slots for keys.json; None leaves an existing keys.json alone (the gateway pushes keys
     on deploy with `push_keys`), [] clears it.  reset: hard-reset the board at the end so it boots
     the node (None: yes, except for the unix port).  Returns a report dict; raises ProvisionError."""
@@ -391,11 +465,15 @@ def provision(port, board, node_id, broker_host, broker_port=1883, username=None
         except FW.BuildError as e:
             raise ProvisionError("firmware build failed: %s" % e)
         t_build = time.monotonic() - t0
+        image = os.path.join(out, FW.ROMFS)
+        rom = _deploy_rom(cmd, port, image, resume, timeout, progress) if romfs else None
         files = []
         for root, _, names in os.walk(out):
             for name in sorted(names):
                 local = os.path.join(root, name)
-                files.append((local, os.path.relpath(local, out).replace(os.sep, "/")))
+                remote = os.path.relpath(local, out).replace(os.sep, "/")
+                if local != image and not (romfs and remote.startswith(LIB + "/")):
+                    files.append((local, remote))
         files.sort(key=lambda f: (f[1].count("/") == 0, f[1]))  # lib first, main.py last-ish
         dirs = set()
         for _, r in files:
@@ -428,9 +506,10 @@ def provision(port, board, node_id, broker_host, broker_port=1883, username=None
         # 2. copy what differs, remove stale modules, verify everything (+ reset)
         if progress:
             progress(0, len(todo), "connecting to %s" % port)
-        after = _upload(cmd, port, todo, files, resume, do_reset, timeout, progress, stale)
+        after = _upload(cmd, port, todo, files, resume, do_reset, timeout, progress, stale, drop_lib=romfs)
         written = sum(os.path.getsize(lp) for lp, _ in todo)
         total = sum(os.path.getsize(lp) for lp, _ in files)
+        rom = {"bytes": os.path.getsize(image), "verified": rom} if romfs else None
     shown = json.loads(json.dumps(cfg))
     if "password" in shown["broker"]:
         shown["broker"]["password"] = "***"
@@ -442,6 +521,7 @@ def provision(port, board, node_id, broker_host, broker_port=1883, username=None
         "bytes_written": written, "bytes_total": total,
         "verified": "sha256" if all(isinstance(after.get(r), str) for r in wanted) else "size",
         "keys": "written (%d slots)" % len(slots) if slots is not None else "untouched",
+        "romfs": rom,
         "reset": do_reset, "config": shown,
         "seconds": {"build": round(t_build, 2), "inventory": round(t_inv, 2),
                     "total": round(time.monotonic() - t0, 2)},

@@ -44,7 +44,7 @@ def mount_rom(path=ROM):
         f.close()
     import vfs
     vfs.mount(vfs.VfsRom(rom), "/rom")
-    sys.path.insert(0, "/rom/lib")  # (before lib/: the ROM firmware is the one deployed last)
+    sys.path.append("/rom/lib")  # after lib/, as on a board: a firmware copied to lib/ comes first
     print("netedge: firmware from the ROM partition (%d bytes)" % size)
     return True
 
