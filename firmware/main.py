@@ -33,6 +33,10 @@ except ImportError:  # CPython
         return x
 
 MAX_QUEUE_BYTES = const(8192)
+# A queued input costs ~300 B of heap (frame, topic, tuples, its reader task), so on a small heap
+# the free heap caps the queue before queue_max does: below this, an input is an overflow (the
+# broker redelivers it) rather than a MemoryError in the MQTT reader
+LOW_HEAP = const(3072)
 
 
 def _free_heap():
@@ -41,6 +45,13 @@ def _free_heap():
         return gc.mem_free()
     except AttributeError:  # CPython
         return None
+
+
+def _low_heap():
+    try:
+        return gc.mem_free() < LOW_HEAP  # (no collect: garbage is at most gc.threshold)
+    except AttributeError:  # CPython
+        return False
 
 
 def _flash_free(path):
@@ -105,7 +116,8 @@ class NodeDriver:
                 self.queue_bytes = sum(len(it[1]) for it in q)
             if token is not None and token[0] <= self.dropped_gen:
                 return  # from a connection being abandoned for a resync: it comes again, in order
-            if not (self.resync or len(q) >= self.cfg.queue_max or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES):
+            if not (self.resync or len(q) >= self.cfg.queue_max or self.queue_bytes + len(payload) > MAX_QUEUE_BYTES
+                    or q and _low_heap()):
                 q.append((topic, payload, token))
                 self.queue_bytes += len(payload)
                 self.wake.set()
@@ -153,49 +165,60 @@ class NodeDriver:
 
     async def _worker(self):
         while True:
-            if self.pending or self.dirty:  # left by a MemoryError: fix this before any input
-                try:
-                    gc.collect()
-                    if self.dirty:  # hosts maybe ahead of their records
-                        self.core.reload()
-                        self.dirty = False
-                    while self.pending:  # frames of an input already on flash
-                        await self._publish(self.pending[0])
-                        self.pending.pop(0)
-                except MemoryError:
-                    await asyncio.sleep(0.2)  # (the heap frees as QoS 1 acks come in)
+            try:
+                if self.pending or self.dirty:  # left by a MemoryError: fix this before any input
+                    try:
+                        gc.collect()
+                        if self.dirty:  # hosts maybe ahead of their records
+                            self.core.reload()
+                            self.dirty = False
+                        while self.pending:  # frames of an input already on flash
+                            await self._publish(self.pending[0])
+                            self.pending.pop(0)
+                    except MemoryError:
+                        await asyncio.sleep(0.2)  # (the heap frees as QoS 1 acks come in)
+                        continue
+                if self.front:  # (outside the queue and its caps: the broker has forgotten them)
+                    topic, payload = self.front[0]
+                    if await self._process(topic, payload):
+                        self.front.pop(0)
+                    else:  # out of memory (reported): again later; the input window drops a repeat
+                        await asyncio.sleep(0.2)
                     continue
-            if self.front:  # (outside the queue and its caps: the broker has forgotten them)
-                topic, payload = self.front[0]
+                if not self.queue:
+                    if self.resync:  # drained after an overflow: fetch what was not acked
+                        # (refuse the rest of this connection's deliveries until it is gone: taking
+                        # later inputs before the refused ones come back would reorder them)
+                        self.resync = False
+                        self.dropped_gen = self.client.stats["connects"]
+                        self.client.drop()
+                    self.wake.clear()
+                    topic = payload = token = None  # (an idle task keeps its locals: up to 8 KB)
+                    await self.wake.wait()
+                    continue
+                topic, payload, token = self.queue.pop(0)
+                self.queue_bytes -= len(payload)
+                if token is not None and token[0] != self.client.stats["connects"]:
+                    continue  # received on a closed connection: it comes again on this one
                 if await self._process(topic, payload):
-                    self.front.pop(0)
-                else:  # out of memory (reported): again later; the input window drops a repeat
-                    await asyncio.sleep(0.2)
-                continue
-            if not self.queue:
-                if self.resync:  # drained after an overflow: fetch what was not acked
-                    # (refuse the rest of this connection's deliveries until it is gone: taking
-                    # later inputs before the refused ones come back would reorder them)
-                    self.resync = False
-                    self.dropped_gen = self.client.stats["connects"]
-                    self.client.drop()
-                self.wake.clear()
-                topic = payload = token = None  # (an idle task keeps its locals: up to 8 KB)
-                await self.wake.wait()
-                continue
-            topic, payload, token = self.queue.pop(0)
-            self.queue_bytes -= len(payload)
-            if token is not None and token[0] != self.client.stats["connects"]:
-                continue  # received on a closed connection: it comes again on this one
-            if await self._process(topic, payload):
-                await self.client.ack(token)  # only now may the broker forget the input
-            else:
-                # Out of memory twice: reported, NOT acked, and as after an overflow every input
-                # queued behind it is dropped unacked too (order): the broker redelivers them all
-                # on a fresh connection, once the state is consistent again.
+                    await self.client.ack(token)  # only now may the broker forget the input
+                else:
+                    # Out of memory twice: reported, NOT acked, and as after an overflow every input
+                    # queued behind it is dropped unacked too (order): the broker redelivers them all
+                    # on a fresh connection, once the state is consistent again.
+                    self.queue = []
+                    self.queue_bytes = 0
+                    self.resync = True
+            except MemoryError:
+                # outside _process (an async call's frame, an ack): the input taken may be
+                # unprocessed, and is unacked: fetch everything unacked again, in order (an
+                # input already on flash comes back as a duplicate and is only acked)
+                self.core.errors["memory"] += 1
                 self.queue = []
                 self.queue_bytes = 0
                 self.resync = True
+                gc.collect()
+                await asyncio.sleep(0.2)
 
     async def _process(self, topic, payload):
         """One input: persist, publish, subscribe; False when it must not be acked.

@@ -459,18 +459,23 @@ class MQTTClient:
                 e = y
                 if isinstance(y, MemoryError):  # the board is short of heap, not dead: reconnect
                     self.redial = True          # cleanly (no last will), the broker redelivers
-            if isinstance(e, MalformedPacket):
-                st["malformed"] += 1
-            if up is None:
-                st["conn_fail"] += 1
-            else:
-                await self.close()
-                st["disconnects"] += 1
-                asyncio.create_task(self.cb(self.on_disconnect, e))
-                if ticks_diff(ticks_ms(), up) > U or self.redial:
-                    d = self.backoff_min
-            if self.redial:  # a drop we asked for: reconnect now
-                self.redial = False
-                continue
-            await asyncio.sleep((d // 2 + (d * getrandbits(8) >> 9)) / 1000)
-            d = min(d * 2, self.backoff_max)
+            try:  # (short of heap here too: the supervisor must outlive it, or the node goes deaf)
+                if isinstance(e, MalformedPacket):
+                    st["malformed"] += 1
+                if up is None:
+                    st["conn_fail"] += 1
+                else:
+                    await self.close()
+                    st["disconnects"] += 1
+                    asyncio.create_task(self.cb(self.on_disconnect, e))
+                    if ticks_diff(ticks_ms(), up) > U or self.redial:
+                        d = self.backoff_min
+                if self.redial:  # a drop we asked for: reconnect now (after a breath when short of
+                    self.redial = False  # heap: the other tasks must run to free it)
+                    await asyncio.sleep(0.1 if isinstance(e, MemoryError) else 0)
+                    continue
+                await asyncio.sleep((d // 2 + (d * getrandbits(8) >> 9)) / 1000)
+                d = min(d * 2, self.backoff_max)
+            except MemoryError:
+                self.redial = True
+                await asyncio.sleep(0.05)

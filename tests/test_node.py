@@ -209,3 +209,28 @@ def test_tiny_queue_forces_resyncs_without_loss_reorder_or_duplicate(nodes, obse
     observer.wait(lambda: "n1" in observer.heartbeats, 5, "heartbeat")
     hb = observer.heartbeats["n1"]
     print("resyncs:", hb["errors"]["overflow"], "connects:", hb["mqtt"].get("connects"))
+
+
+def test_romfs_node_runs_in_a_64k_heap(nodes, observer):
+    """The firmware in the ROM partition (bytecode in flash, not the heap): a node with a 64 KB heap
+    hosts two daemons, processes a paced stream (a sensor's; a burst of hundreds at once thrashes
+    a heap this small: PROTOCOL §18), is killed -9 and resumes its chains from flash."""
+    names = ["m1", "m2"]
+    n = nodes("r64", names, heap="64K", romfs=True)
+    observer.wait(lambda: "r64" in observer.heartbeats, 15, "heartbeat")
+    origins = [daemon_origin(x) for x in names]
+    for v in range(1, 61):
+        for o in origins:
+            observer.send_input(o, b"%d" % v)
+        for o in origins:
+            observer.wait_seq(o, v, timeout=10)
+        if v == 30:
+            n.signal(signal.SIGKILL)
+            n.kill()
+            n.start()
+    for o in origins:
+        log = observer.log_of(o)
+        assert_continuous(log, 60)
+        assert total_of(log) == sum(range(1, 61))
+    assert "firmware from the ROM partition" in open(n.log_path).read()
+    assert observer.heartbeats["r64"]["heap"] > 8000  # (~10 KB free at 64K with two daemons)
