@@ -36,7 +36,11 @@ def imports():
     def free():
         gc.collect()
         return gc.mem_free()
-    sys.path.insert(0, "lib")  # run in a board folder: __file__ names as on a board
+    if sys.argv[2:] == ["rom"]:
+        sys.path.insert(0, "")  # (the board folder: this script runs from bench/)
+        import board  # noqa: F401  (mounts the folder's ROM partition: boards/unix/board.py)
+    else:
+        sys.path.insert(0, "lib")  # run in a board folder: __file__ names as on a board
     for name in RESIDENT:
         f = free()
         __import__(name)
@@ -82,32 +86,51 @@ def kb(s):
     return int(s[:-1]) * 1024 if s[-1:].upper() == "K" else int(s)
 
 
-def breakdown(fw, tmp, used):
-    """Print where the heap goes; `used` = {daemons: heap - free} from the largest heap that
-    booted every count."""
+def _child(fw, tmp, rom):
+    """[(module, heap B, .mpy B)] and the qstr pool figures, from a fresh interpreter in a board
+    folder holding the firmware in lib/ or (rom) in its ROM partition."""
+    import shutil
     import subprocess
     from conftest import micropython_cmd
-    board = os.path.join(tmp, "imports")
+    from netedge.tools import fleet
+    from netedge.tools import firmware as FW
+    board = os.path.join(tmp, "imports-rom" if rom else "imports")
     os.makedirs(board)
-    os.symlink(os.path.join(fw, "lib"), os.path.join(board, "lib"))
-    out = subprocess.run([micropython_cmd(), "-X", "heapsize=512K", os.path.abspath(__file__), "--child"], cwd=board,
-                         capture_output=True, text=True, timeout=60)
+    if rom:
+        shutil.copy(os.path.join(fw, FW.ROMFS), os.path.join(board, fleet.ROM))
+        shutil.copy(os.path.join(FW.BOARDS, "unix", "board.py"), os.path.join(board, "board.py"))
+    else:
+        os.symlink(os.path.join(fw, "lib"), os.path.join(board, "lib"))
+    out = subprocess.run([micropython_cmd(), "-X", "heapsize=512K", os.path.abspath(__file__), "--child"]
+                         + (["rom"] if rom else []), cwd=board, capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
-        print("import measurement failed:", (out.stderr or out.stdout).strip()[-300:])
-        return
-    lines = out.stdout.strip().splitlines()
+        raise RuntimeError((out.stderr or out.stdout).strip()[-300:])
+    lines = [ln for ln in out.stdout.strip().splitlines() if not ln.startswith("netedge:")]
     rows = [(n, int(h), int(s)) for n, h, s in (ln.split() for ln in lines[:-1])]
-    q = dict(kv.split("=") for kv in lines[-1].split(": ")[1].split(", "))
+    return rows, dict(kv.split("=") for kv in lines[-1].split(": ")[1].split(", "))
+
+
+def breakdown(fw, tmp, used, used_rom):
+    """Print where the heap goes; `used` / `used_rom` = {daemons: heap - free} from the largest
+    heap that booted every count, firmware in lib/ and in the ROM partition."""
+    try:
+        rows, q = _child(fw, tmp, False)
+        rom_rows = dict((n, h) for n, h, _ in _child(fw, tmp, True)[0])
+    except RuntimeError as e:
+        print("import measurement failed:", e)
+        return
     mods, mpy = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    mods_rom = sum(rom_rows.values())
     print()
     print("where the heap goes (64-bit unix port; each module imported in a fresh interpreter, in boot order;")
     print("a module's figure includes any qstr pool its names made the interpreter grow)")
-    print("%-34s %8s %8s" % ("module", "heap B", ".mpy B"))
+    print("%-34s %8s %8s %8s" % ("module", "lib/ B", "ROMFS B", ".mpy B"))
     for n, h, s in rows:
-        print("%-34s %8d %8s" % (n, h, s or "frozen"))
-    print("%-34s %8d %8d   (heap / .mpy = %.1f)" % ("resident modules", mods, mpy, mods / max(mpy, 1)))
-    print("  of which the qstr pool: %s B for %s names (%s B of their text)"
-          % (q["n_total_bytes"], q["n_qstr"], q["n_str_data_bytes"]))
+        print("%-34s %8d %8d %8s" % (n, h, rom_rows.get(n, 0), s or "frozen"))
+    print("%-34s %8d %8d %8d   (heap / .mpy = %.1f from lib/)" % ("resident modules", mods, mods_rom, mpy,
+                                                                   mods / max(mpy, 1)))
+    print("  of which the qstr pool: %s B for %s names (%s B of their text: in the heap from lib/, in the"
+          " ROM from ROMFS)" % (q["n_total_bytes"], q["n_qstr"], q["n_str_data_bytes"]))
     counts = sorted(used)
     print("runtime objects, 0 daemons (used - modules): %d B   (MQTT client, tasks, NodeCore, registry, the"
           " parser's names)"
@@ -117,11 +140,21 @@ def breakdown(fw, tmp, used):
     # structures, pointer tables), which halve.  A derivation, not a measurement.
     print()
     print("ESTIMATE for a 32-bit board (ESP32/RP2040), derived from the figures above, not measured:")
-    print("  used_32 ~= .mpy bytes + (used_64 - .mpy bytes) / 2   (words and GC blocks halve; bytecode does not)")
+    print("  lib/:  used_32 ~= .mpy bytes + (used_64 - .mpy bytes) / 2   (words and GC blocks halve; bytecode"
+          " does not)")
     for n in counts:
         est = mpy + (used[n] - mpy) / 2
         print("  %d daemons: used_64 %6d B -> used_32 ~%6.0f B -> free in a 64 KB heap ~%6.0f B  (target >= %d)"
               % (n, used[n], est, 65536 - est, TARGET_FREE))
+    if used_rom:
+        # From the ROM partition the modules' heap is structures (words) only; the runtime objects
+        # are counted at full size, as if they were all bytes: an upper bound on the 32-bit heap.
+        print("  ROMFS: used_32 <= modules_64 / 2 + (used_64 - modules_64)   (module structures halve; the"
+              " runtime's objects counted as if all bytes)")
+        for n in sorted(used_rom):
+            est = mods_rom / 2 + (used_rom[n] - mods_rom)
+            print("  %d daemons: used_64 %6d B -> used_32 <=%6.0f B -> free in a 64 KB heap >=%6.0f B  (target >= %d)"
+                  % (n, used_rom[n], est, 65536 - est, TARGET_FREE))
 
 
 def main():
@@ -140,7 +173,7 @@ def main():
     broker = Mosquitto(os.path.join(tmp, "broker")).start()
     obs = Observer(broker, "bench")
     counts = [int(x) for x in args.daemons.split(",")]
-    used, met = {}, {}
+    used, used_rom, met = {}, {}, {}
     try:
         for layout in args.layout.split(","):
             romfs = layout == "romfs"
@@ -161,8 +194,8 @@ def main():
                 per = ""
                 if len(ok) >= 2 and ok[-1] != ok[0]:
                     per = "%.0f B" % ((frees[ok[0]] - frees[ok[-1]]) / (ok[-1] - ok[0]))
-                if len(ok) == len(counts) and not romfs:
-                    used = {n: kb(heap) - frees[n] for n in counts}
+                if len(ok) == len(counts):
+                    (used_rom if romfs else used).update({n: kb(heap) - frees[n] for n in counts})
                 if 4 in frees and heap.upper() == "64K":
                     met[layout] = frees[4] is not None and frees[4] >= TARGET_FREE and worked[4]
                 print("%-8s" % heap + "".join(row) + "   " + per)
@@ -176,7 +209,7 @@ def main():
         obs.close()
         broker.kill()
     if used:
-        breakdown(fw, tmp, used)
+        breakdown(fw, tmp, used, used_rom)
     return 0
 
 

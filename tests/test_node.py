@@ -214,7 +214,7 @@ def test_tiny_queue_forces_resyncs_without_loss_reorder_or_duplicate(nodes, obse
 def test_romfs_node_runs_in_a_64k_heap(nodes, observer):
     """The firmware in the ROM partition (bytecode in flash, not the heap): a node with a 64 KB heap
     hosts two daemons, processes a paced stream (a sensor's; a burst of hundreds at once thrashes
-    a heap this small: PROTOCOL §18), is killed -9 and resumes its chains from flash."""
+    a heap this small: boards/README.md), is killed -9 and resumes its chains from flash."""
     names = ["m1", "m2"]
     n = nodes("r64", names, heap="64K", romfs=True)
     observer.wait(lambda: "r64" in observer.heartbeats, 15, "heartbeat")
