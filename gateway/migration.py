@@ -28,6 +28,7 @@ log = logging.getLogger("netedge.gateway")
 PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
+REDRIVE_GAP_S = 2.0      # a target's failures within this of a re-drive belong to the replay it replaced
 PRE_BUMP = ("push_keys", "freeze", "restore")
 # inputs per `replay` (and group `feed`) frame: a node decodes a frame whole (~150 B of heap an
 # input on a 64-bit port) and builds a chain event per input before it publishes any, so a whole
@@ -81,6 +82,7 @@ class MigrationOrchestrator:
         self.store = core.store
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
+        self.redriven = {}        # origin -> monotonic time of the last re-drive after a failure
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -256,6 +258,15 @@ class MigrationOrchestrator:
             if step in PRE_BUMP:
                 self._abort(acts, st, why)
             elif node == st["target"]:  # e.g. its hold buffer filled: it waits for the log
+                # One re-drive answers every failure of the replay it replaces: a replay is many
+                # batches, each of which may fail, and re-driving on each one multiplies replays
+                # until the target runs out of heap.  (tick() retries if this one fails too.)
+                now = time.monotonic()
+                if now - self.redriven.get(origin, -REDRIVE_GAP_S) < REDRIVE_GAP_S:
+                    log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way",
+                             m, origin, why)
+                    return
+                self.redriven[origin] = now
                 log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
                 self._replay_log(acts, node, st, st["seq"])
             else:
