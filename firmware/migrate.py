@@ -196,6 +196,8 @@ def _command(self, ready, cmd, m, origin, body):
         if mg and mg[1] == "b" and body.get("log") is True:
             mg[1] = "h"  # the gateway's log covers what the reboot (or a full buffer) lost
         run(self, ready, host, body["inputs"])
+        if "b" in body:  # an acknowledged batch: the gateway sends the next ones on this
+            reply(self, ready, "replayed", m, origin, b=body["b"])
         return
     if mg and mg[1] == "b":
         return  # go/resume wait for the gateway's log replay (a go sent before the reboot is stale)

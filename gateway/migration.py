@@ -29,6 +29,7 @@ PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 REDRIVE_GAP_S = 2.0      # a target's failures within this of a re-drive belong to the replay it replaced
+REPLAY_WINDOW = 3        # acknowledged replay batches in flight (as a promotion's feed, gateway/standby.py)
 PRE_BUMP = ("push_keys", "freeze", "restore")
 # inputs per `replay` (and group `feed`) frame: a node decodes a frame whole (~150 B of heap an
 # input on a 64-bit port) and builds a chain event per input before it publishes any, so a whole
@@ -83,6 +84,8 @@ class MigrationOrchestrator:
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
         self.redriven = {}        # origin -> monotonic time of the last re-drive after a failure
+        self.replays = {}         # origin -> the input-log replay in progress (batches, sent, acked)
+        self.replay_no = 0
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -100,6 +103,8 @@ class MigrationOrchestrator:
     def _finish(self, acts, st, ok, result=None, error=None):
         self.rx.pop(st["origin"], None)
         self.tx.pop(st["origin"], None)
+        if self.replays.get(st["origin"], {}).get("st", {}).get("m") == st["m"]:
+            del self.replays[st["origin"]]
         self.store.delete_state(state_key(st["origin"]))
         if st.get("client") is not None:
             self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
@@ -108,13 +113,47 @@ class MigrationOrchestrator:
         """Re-drive `node` from the gateway's durable input log: every logged input the stored
         chain does not reflect after `after_seq`, in order (`"log": true` lets a node that came
         back from a reboot leave its hold afterwards; its input window drops what it has), then
-        `go`.  This replaces inputs a crashed node had taken into RAM."""
+        `go`.  This replaces inputs a crashed node had taken into RAM.  The batches go out a few
+        at a time, each acknowledged (`replayed`): a board buffers little, and a log's worth of
+        batches at once, redelivered whole after each of its reconnects, would starve it."""
         inputs = self.store.replay_after(st["origin"], after_seq, consumed=False)[0]
-        for batch in replay_batches(inputs) or [[]]:
-            self._send(acts, node, "replay", st, inputs=batch, log=True)
-        self._send(acts, node, "go", st)
+        self.replay_no += 1
+        # (RAM only: a restarted gateway re-drives from scratch when the node or tick() asks)
+        self.replays[st["origin"]] = {"node": node, "st": {"m": st["m"], "origin": st["origin"]}, "id": self.replay_no,
+                                      "batches": replay_batches(inputs) or [[]], "sent": 0, "acked": 0}
+        self._replay_next(acts, st["origin"], None)
         log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
                  len(inputs), after_seq, node)
+
+    def _replay_next(self, acts, origin, b):
+        """`replayed` b came back (None: start): keep REPLAY_WINDOW batches in flight; `go` after
+        the last one is acknowledged."""
+        r = self.replays.get(origin)
+        if r is None:
+            return
+        if b is not None:
+            if b != [r["id"], r["acked"]]:
+                return  # (a repeated ack, or one of a replay this one replaced)
+            r["acked"] += 1
+        batches = r["batches"]
+        while r["sent"] < len(batches) and r["sent"] - r["acked"] < REPLAY_WINDOW:
+            i = r["sent"]
+            self._send(acts, r["node"], "replay", r["st"], inputs=batches[i], log=True, b=[r["id"], i])
+            r["sent"] += 1
+        if r["acked"] == len(batches):
+            del self.replays[origin]
+            self._send(acts, r["node"], "go", r["st"])
+        st = self.store.get_state(state_key(origin))
+        if st is not None and st["m"] == r["st"]["m"]:
+            st["at"] = time.time()  # progress: not a stalled step for tick()
+            self.store.put_state(state_key(origin), st)
+
+    def _replay_resend(self, acts, origin):
+        """tick(): no ack for a while: the unacknowledged batches again (the node's input window
+        drops any it had processed)."""
+        r = self.replays[origin]
+        r["sent"] = r["acked"]
+        self._replay_next(acts, origin, None)
 
     def _abort(self, acts, st, why):
         """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
@@ -243,6 +282,11 @@ class MigrationOrchestrator:
         op, m, origin = body.get("op"), body.get("m"), body.get("o")
         if not (isinstance(op, str) and type(m) is int and type(origin) is int):
             raise FR.MalformedFrame("MIGRATION body needs op, m, o")
+        if op == "replayed":  # (also for a recovery, which has no migration state)
+            r = self.replays.get(origin)
+            if r is not None and r["node"] == node and r["st"]["m"] == m:
+                self._replay_next(acts, origin, body.get("b"))
+            return
         st = self.store.get_state(state_key(origin))
         if st is None or st["m"] != m:
             log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
@@ -460,6 +504,9 @@ class MigrationOrchestrator:
                     self.store.put_state(key, st)
                 continue
             self.store.put_state(key, st)
+            if st["origin"] in self.replays:  # a replay stalled: its unacknowledged batches again
+                self._replay_resend(acts, st["origin"])
+                continue
             self._send(acts, st["source"] if step == "release" else st["target"], step, st)
 
 
