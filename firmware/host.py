@@ -112,13 +112,15 @@ class DaemonHost:
             if head.origin_hash != origin:
                 raise ValueError("head link of another origin")
             window = InputWindow.from_obj(rec["window"])
-        except F.HostFailure:
-            raise
+        except (F.HostFailure, MemoryError):
+            raise  # (a short heap is not a bad record: the caller retries, it must not drop the host)
         except Exception as e:
             raise F.HostFailure(F.STATE_FAILED, "bad record: %s" % e)
         daemon = registry.create(kind, origin)
         try:
             daemon.restore(rec["state"])
+        except MemoryError:
+            raise
         except Exception as e:
             raise F.HostFailure(F.STATE_FAILED, "restore failed: %s" % e)
         host = cls(kind, origin, daemon, rec["epoch"], ChainBuilder.resume(head, rec["next"]), window)

@@ -48,6 +48,8 @@ def _read(path):
         raise ValueError("checksum mismatch")
     try:
         return cbor.loads(body)
+    except MemoryError:
+        raise  # a short heap, not a damaged record: never quarantine a good record for it
     except Exception as e:
         raise ValueError("undecodable body: %s" % e)
 

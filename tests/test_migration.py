@@ -1,9 +1,11 @@
 """Live migration end to end (PROTOCOL §16): real Mosquitto, a real gateway process, unix-port
 nodes; inputs stream in while the daemon moves.  The gateway's log must stay one contiguous
 chain, every input processed exactly once and in order."""
+import os
 import threading
 import time
 
+import pytest
 from cluster import Cluster, Stream, check_chain, cli, deploy
 
 
@@ -165,6 +167,8 @@ def test_node_migration_commands(tmp_path):
     g.inp(t, o, 6)
     assert g.ctl(t, cmd="replay", m=7, origin=o, inputs=b["inputs"]) == []
     assert g.ctl(t, cmd="replay", m=7, origin=o, inputs=fw["inputs"]) == []
+    [ack] = g.ctl(t, cmd="replay", m=7, origin=o, inputs=[], b=[3, 0])  # an acknowledged batch
+    assert (ack["op"], ack["b"]) == ("replayed", [3, 0])
     [a] = g.ctl(t, cmd="go", m=7, origin=o)
     assert (a["op"], a["seq"]) == ("active", 6)
     h = t.hosts[o]
@@ -178,6 +182,32 @@ def test_node_migration_commands(tmp_path):
     out = [g.inp(t, o, i)[0] for i in range(9, 9 + 65)]
     assert out[-1][0]["op"] == "failed" and out[-1][0]["detail"] == "buffer full"
     assert t.hosts[o].daemon.total == sum(range(1, 9 + 65)) and o not in t.mig
+
+
+def test_a_short_heap_is_not_a_damaged_record(tmp_path, monkeypatch):
+    """A MemoryError while reading a record or restoring a daemon is the heap's fault: reload()
+    raises it (the driver retries) and keeps the host; it must never drop or quarantine it."""
+    from netedge.firmware import store as ST
+    from netedge.firmware.daemons.counter import Counter
+    from nodes import daemon_origin
+    o = daemon_origin("mig")
+    g = _Feed()
+    core = _core(tmp_path, "h")
+    g.ctl(core, cmd="activate", origin=o, kind="counter", epoch=1)
+    for i in (1, 2):
+        g.inp(core, o, i)
+
+    def boom(*a, **k):
+        raise MemoryError("memory allocation failed")
+    for target, name in ((ST.cbor, "loads"), (Counter, "restore")):
+        with monkeypatch.context() as mp:
+            mp.setattr(target, name, boom)
+            with pytest.raises(MemoryError):
+                core.reload()
+        assert o in core.hosts and not core.corrupt, (name, core.corrupt)
+        assert os.path.exists(os.path.join(core.store.root, "d%08x.rec" % o))
+    core.reload()
+    assert core.hosts[o].daemon.total == 3 and not core.corrupt
 
 
 def test_node_chunked_snapshot(tmp_path):
