@@ -18,11 +18,11 @@ def Stream(obs, origin, first, n, rate=200):
 
 class Cluster:
     def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, heap=None,
-                 deadline_ms=1500, gateway=None):
+                 deadline_ms=1500, gateway=None, romfs=False):
         tmp_path = pathlib.Path(tmp_path)
         self.broker = Mosquitto(tmp_path / "broker").start()
         self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n),
-                                  **({"heap": heap} if heap else {}))
+                                  romfs=romfs, **({"heap": heap} if heap else {}))
                       for n in names}
         cfg_nodes = [self.nodes[n] for n in (configured or names) if n in self.nodes]
         self.cfg = write_config(tmp_path / "netedge.toml", self.broker, cfg_nodes, http=http, deadline_ms=deadline_ms,
