@@ -352,6 +352,12 @@ class MQTTClient:
                 try:
                     w.write(b"\xe0\x00")
                     await asyncio.wait_for(w.drain(), 1)
+                    # The broker closes the connection on DISCONNECT: wait for that.  A CONNECT
+                    # on the new socket could overtake it, and a session taken over from a live
+                    # connection sends the will (a false crash).  What still arrives is unacked
+                    # and comes again on the new connection.
+                    while await asyncio.wait_for(w.read(256), 1):
+                        pass
                 except Exception:
                     pass
             try:
