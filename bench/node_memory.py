@@ -82,10 +82,6 @@ def measure(fw, root, broker, obs, heap, n, romfs=False):
         node.kill()
 
 
-def kb(s):
-    return int(s[:-1]) * 1024 if s[-1:].upper() == "K" else int(s)
-
-
 def _child(fw, tmp, rom):
     """[(module, heap B, .mpy B)] and the qstr pool figures, from a fresh interpreter in a board
     folder holding the firmware in lib/ or (rom) in its ROM partition."""
@@ -163,6 +159,7 @@ def main():
     from mosquitto import Mosquitto
     from nodes import Observer
     from netedge.tools.firmware import build
+    from netedge.tools.fleet import heap_bytes
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heaps", default="64K,80K,96K,128K")
     ap.add_argument("--daemons", default="0,1,4,8")
@@ -195,7 +192,7 @@ def main():
                 if len(ok) >= 2 and ok[-1] != ok[0]:
                     per = "%.0f B" % ((frees[ok[0]] - frees[ok[-1]]) / (ok[-1] - ok[0]))
                 if len(ok) == len(counts):
-                    (used_rom if romfs else used).update({n: kb(heap) - frees[n] for n in counts})
+                    (used_rom if romfs else used).update({n: heap_bytes(heap) - frees[n] for n in counts})
                 if 4 in frees and heap.upper() == "64K":
                     met[layout] = frees[4] is not None and frees[4] >= TARGET_FREE and worked[4]
                 print("%-8s" % heap + "".join(row) + "   " + per)

@@ -83,7 +83,6 @@ class MigrationOrchestrator:
         self.store = core.store
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
-        self.redriven = {}        # origin -> monotonic time of the last re-drive after a failure
         self.replays = {}         # origin -> the input-log replay in progress (batches, sent, acked)
         self.replay_no = 0
 
@@ -120,7 +119,8 @@ class MigrationOrchestrator:
         self.replay_no += 1
         # (RAM only: a restarted gateway re-drives from scratch when the node or tick() asks)
         self.replays[st["origin"]] = {"node": node, "st": {"m": st["m"], "origin": st["origin"]}, "id": self.replay_no,
-                                      "batches": replay_batches(inputs) or [[]], "sent": 0, "acked": 0}
+                                      "batches": replay_batches(inputs) or [[]], "sent": 0, "acked": 0,
+                                      "t0": time.monotonic()}
         self._replay_next(acts, st["origin"], None)
         log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
                  len(inputs), after_seq, node)
@@ -305,12 +305,11 @@ class MigrationOrchestrator:
                 # One re-drive answers every failure of the replay it replaces: a replay is many
                 # batches, each of which may fail, and re-driving on each one multiplies replays
                 # until the target runs out of heap.  (tick() retries if this one fails too.)
-                now = time.monotonic()
-                if now - self.redriven.get(origin, -REDRIVE_GAP_S) < REDRIVE_GAP_S:
+                r = self.replays.get(origin)
+                if r is not None and time.monotonic() - r["t0"] < REDRIVE_GAP_S:
                     log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way",
                              m, origin, why)
                     return
-                self.redriven[origin] = now
                 log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
                 self._replay_log(acts, node, st, st["seq"])
             else:

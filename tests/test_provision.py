@@ -153,11 +153,9 @@ def test_provision_virtual_board_then_boot(tmp_path, mosquitto):
         board.stop()
 
     # boot the node from the board's folder, exactly as a board runs main.py
-    log = open(tmp_path / "node.log", "wb")
     try:
         watch = HeartbeatWatcher(mosquitto, "prov-1")
-        node = subprocess.Popen([micropython_cmd(), "-X", "heapsize=" + BOOT_HEAP, "main.py"], cwd=str(board_dir),
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        node = _boot(board_dir, BOOT_HEAP, tmp_path / "node.log")
         got = watch.wait(15)
         out = (tmp_path / "node.log").read_text(errors="replace")
         assert got is not None, "no heartbeat from the provisioned node; its output:\n" + out
@@ -171,19 +169,14 @@ def test_provision_virtual_board_then_boot(tmp_path, mosquitto):
         if watch:
             watch.close()
         if node is not None:
-            if node.poll() is None:
-                node.send_signal(signal.SIGINT)
-                try:
-                    node.wait(5)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-                    node.wait(5)
-        log.close()
+            _stop(node)
 
 
 def _boot(board_dir, heap, log_path):
-    return subprocess.Popen([micropython_cmd(), "-X", "heapsize=%s" % heap, "main.py"], cwd=str(board_dir),
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    """Boot the node from the board's folder, as a board runs main.py."""
+    with open(log_path, "wb") as log:  # (the child keeps its own copy of the descriptor)
+        return subprocess.Popen([micropython_cmd(), "-X", "heapsize=%s" % heap, "main.py"], cwd=str(board_dir),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def _stop(node):
