@@ -63,6 +63,15 @@ def open_store(cfg):
     return Store(cfg.db_path)
 
 
+def read_store(config, read):
+    """read(store) on the gateway's store of `config` (a path or None), closed afterwards."""
+    store = open_store(load(config))
+    try:
+        return read(store)
+    finally:
+        store.close()
+
+
 def list_(args):
     store = open_store(load(args.config))
     try:

@@ -1,9 +1,8 @@
 """netedge group standby create | sync | list — standby groups (docs/PROTOCOL.md §17)."""
 import json
 
-from ..config import load
 from . import CliError
-from .daemon import open_store, parse_origin
+from .daemon import parse_origin, read_store
 
 
 def register(sub):
@@ -91,11 +90,7 @@ def show(g, indent="  "):
 
 def list_(args):
     from ..standby import groups_of
-    store = open_store(load(args.config))
-    try:
-        groups = groups_of(store)
-    finally:
-        store.close()
+    groups = read_store(args.config, groups_of)
     if args.json:
         print(json.dumps(groups, indent=1, sort_keys=True))
         return 0

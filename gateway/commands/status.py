@@ -2,8 +2,7 @@
 import json
 import time
 
-from ..config import load
-from .daemon import open_store
+from .daemon import read_store
 from ..migration import status_of as migration_status
 from ..standby import groups_of
 from ..fork import lineage_of
@@ -76,11 +75,7 @@ def render(snap):
 
 
 def run(args):
-    store = open_store(load(args.config))
-    try:
-        snap = snapshot(store)
-    finally:
-        store.close()
+    snap = read_store(args.config, snapshot)
     if args.json:
         print(json.dumps(snap, indent=1, sort_keys=True))
         return 0
