@@ -33,10 +33,12 @@ needs_socat = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is
 class VirtualBoard:
     """socat PTY,link=<link> EXEC:micropython with cwd = folder; stopped by its own process group."""
 
-    def __init__(self, folder, link, rom=False):
-        """rom: the board has a ROM partition (rom.bin in its folder: boards/unix/rom_partition.py)."""
+    def __init__(self, folder, link, rom=False, env=None):
+        """rom: the board has a ROM partition (rom.bin in its folder: boards/unix/rom_partition.py);
+        env: added to the board's environment (the partition's NETEDGE_ROM_* settings)."""
         self.folder = str(folder)
         self.link = str(link)
+        self.env = dict(os.environ, **(env or {}))
         self.exe = micropython_cmd()
         if rom:
             self.exe += " -i " + os.path.join(FW.BOARDS, "unix", "rom_partition.py")
@@ -46,8 +48,8 @@ class VirtualBoard:
     def start(self, timeout=5.0):
         self.proc = subprocess.Popen(
             ["socat", "PTY,link=%s,raw,echo=0" % self.link, "EXEC:%s,pty,raw,echo=0" % self.exe],
-            cwd=self.folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            cwd=self.folder, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.link):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -222,6 +224,37 @@ def test_provision_romfs_then_boot_from_the_rom_partition(tmp_path, mosquitto):
     finally:
         watch.close()
         _stop(node)
+
+
+def _provision_rom(tmp_path, env):
+    """--romfs against a board with a ROM partition set up by `env`: (result, board folder)."""
+    board_dir = tmp_path / "board"
+    board = VirtualBoard(board_dir, tmp_path / "tty", rom=True, env=env).start()
+    try:
+        return netedge("provision", "--port", board.link, "--board", "unix", "--node", "n1", "--romfs",
+                       "--broker", "mqtt://127.0.0.1"), board_dir
+    finally:
+        board.stop()
+
+
+@needs_socat
+def test_provision_romfs_image_larger_than_the_partition(tmp_path):
+    """A clear error naming the image's size, and nothing else on the board touched."""
+    res, board_dir = _provision_rom(tmp_path, {"NETEDGE_ROM_SIZE": "16384"})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "larger than" in res.stderr and "ROM partition" in res.stderr and "without --romfs" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (board_dir / "main.py").exists() and not (board_dir / "netedge.json").exists()
+
+
+@needs_socat
+def test_provision_romfs_partition_that_differs_from_the_image(tmp_path):
+    """A worn partition keeps bytes other than those sent: the board's sha256 catches it before the
+    firmware in lib/ would be removed."""
+    res, board_dir = _provision_rom(tmp_path, {"NETEDGE_ROM_WORN": "1"})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "differs from the image sent" in res.stderr and "Traceback" not in res.stderr
+    assert not (board_dir / "main.py").exists() and not (board_dir / "netedge.json").exists()
 
 
 @needs_socat

@@ -272,16 +272,19 @@ def _deploy_rom(cmd, port, image, resume, timeout, progress):
     head = ["resume"] if resume else []
     if progress:
         progress(0, 1, "deploying the ROMFS image (%d bytes)" % size)
+    run = _Run(cmd, port, head + ["romfs", "deploy", image, "+", "exec", _ROM_HASH % {"n": size, "mark": ROM_MARK}],
+               _timeout(size, timeout))
     try:
-        lines = _Run(cmd, port, head + ["romfs", "deploy", image, "+", "exec", _ROM_HASH % {"n": size, "mark": ROM_MARK}],
-                     _timeout(size, timeout)).run()
+        lines = run.run()
     except ProvisionError as e:
         low = str(e).lower()
         if "romfs is not enabled" in low or "partition not found" in low:
             raise ProvisionError("%s has no ROMFS partition (it needs MicroPython 1.25 or later, built with "
                                  "one): provision without --romfs to copy the firmware to lib/ instead\n  %s"
                                  % (port, str(e).splitlines()[-1].strip()))
-        raise
+        lines = run.lines  # (a too big image is one of mpremote's exit-1 cases: said just below)
+        if not any("too big for the target partition" in ln for ln in lines):
+            raise
     if any("too big for the target partition" in ln for ln in lines):
         raise ProvisionError("the ROMFS image (%d bytes) is larger than %s's ROM partition: provision "
                              "without --romfs" % (size, port))

@@ -4,11 +4,17 @@ The unix port has no `vfs.rom_ioctl`; this gives its REPL one, backed by the fil
 board's folder, so the real `mpremote romfs query|deploy` (and `netedge provision --romfs`) work
 against a virtual board.  board.py mounts what was deployed when the node boots.  The ioctl
 numbers are MicroPython's (docs: vfs.rom_ioctl): 1 partitions, 2 the partition's buffer,
-3 prepare (erase) for writing, 4 write, 5 writes done, 6 block size."""
+3 prepare (erase) for writing, 4 write, 5 writes done, 6 block size.
+
+Two settings from the environment, for tests of what a real partition can do to a deploy:
+NETEDGE_ROM_SIZE (bytes, default 256 KB: a small partition) and NETEDGE_ROM_WORN (set: a worn
+flash, each write lands with its first byte inverted)."""
+import os
 import sys
 import vfs as _vfs
 
-SIZE = 256 * 1024
+SIZE = int(os.getenv("NETEDGE_ROM_SIZE") or 256 * 1024)
+WORN = bool(os.getenv("NETEDGE_ROM_WORN"))
 PATH = "rom.bin"
 
 
@@ -35,6 +41,8 @@ class _Partition:
         if op == 4:  # (rom_id, offset, data)
             offset, data = args
             self.buf[offset:offset + len(data)] = data
+            if WORN and data:
+                self.buf[offset] ^= 0xFF
             return 0
         if op == 5:  # writes done: "flash" them
             with open(PATH, "wb") as f:
