@@ -33,3 +33,13 @@ def test_migration_latency_bench_runs():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "migrate p50" in out.stdout and "migrate/floor" in out.stdout
+
+
+def test_node_memory_bench_runs_on_both_word_sizes():
+    """The 64-bit unix port's live nodes, then the same boot steps on the 32-bit WebAssembly port
+    (installed with npm on first use: .ci/run installs Node.js)."""
+    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "node_memory.py"), "--heaps", "96K",
+                          "--daemons", "0,1", "--layout", "files"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "per daemon" in out.stdout and "resident modules" in out.stdout
+    assert "boot 32-bit" in out.stdout and "not measured" not in out.stdout, out.stdout
