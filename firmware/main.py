@@ -32,6 +32,11 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+# Out of heap, as the node's tasks see it: a MemoryError, or a CancelledError from a wait_for
+# whose helper task ran out of heap (MicroPython's asyncio then cancels the waiting task instead
+# of reporting; nothing else cancels these tasks)
+_SHORT = (MemoryError, asyncio.CancelledError)
+
 MAX_QUEUE_BYTES = const(8192)
 # A queued input costs ~300 B of heap (frame, topic, tuples, its reader task), so on a small heap
 # the free heap caps the queue before queue_max does: below this, an input is an overflow (the
@@ -175,7 +180,7 @@ class NodeDriver:
                         while self.pending:  # frames of an input already on flash
                             await self._publish(self.pending[0])
                             self.pending.pop(0)
-                    except MemoryError:
+                    except _SHORT:
                         await asyncio.sleep(0.2)  # (the heap frees as QoS 1 acks come in)
                         continue
                 if self.front:  # (outside the queue and its caps: the broker has forgotten them)
@@ -209,7 +214,7 @@ class NodeDriver:
                     self.queue = []
                     self.queue_bytes = 0
                     self.resync = True
-            except MemoryError:
+            except _SHORT:
                 # outside _process (an async call's frame, an ack): the input taken may be
                 # unprocessed, and is unacked: fetch everything unacked again, in order (an
                 # input already on flash comes back as a duplicate and is only acked)
@@ -244,7 +249,7 @@ class NodeDriver:
                     await self._publish(pub[0])     # ... then the network
                     pub.pop(0)
                 return True
-            except MemoryError:
+            except _SHORT:
                 gc.collect()
                 if ready is None or ready.persist:
                     ready = None
@@ -261,7 +266,7 @@ class NodeDriver:
             r = Ready()
             self.core.error(r, "out_of_memory", topic, "free %s" % _free_heap())
             await self._publish(r.publish[0])
-        except MemoryError:
+        except _SHORT:
             pass
         return False
 
@@ -273,7 +278,7 @@ class NodeDriver:
                 stats["queue"] = len(self.queue)
                 await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir),
                                                    ticks_diff(ticks_ms(), self.t0), stats))
-            except MemoryError:  # skipped (the next one says so, in errors.memory)
+            except _SHORT:  # skipped (the next one says so, in errors.memory)
                 self.core.errors["memory"] += 1
                 gc.collect()
             stats = None  # (a suspended task keeps its locals: not held over the sleep)

@@ -296,7 +296,8 @@ class MQTTClient:
                 await asyncio.wait_for(w[0].wait(), self.connect_timeout)
         except asyncio.TimeoutError:
             pass
-        self.waiting.pop(pid, None)
+        finally:  # (a MemoryError too: a waiting entry left behind would be held for good)
+            self.waiting.pop(pid, None)
         return w[1]
 
     async def unsubscribe(self, filters):
@@ -332,6 +333,9 @@ class MQTTClient:
                     return True
                 except Exception:
                     self.connected = False
+                except BaseException:  # (a CancelledError: see run()) the packet may be half sent
+                    self.connected = False
+                    raise
         return False
 
     async def cb(self, s, *a):
@@ -465,6 +469,13 @@ class MQTTClient:
                 e = y
                 if isinstance(y, MemoryError):  # the board is short of heap, not dead: reconnect
                     self.redial = True          # cleanly (no last will), the broker redelivers
+            except asyncio.CancelledError as y:
+                if not self.task:  # disconnect()
+                    raise
+                # Not cancelled: a wait_for whose helper task ran out of heap (MicroPython's
+                # funcs._run) cancels its caller instead of reporting.  Short of heap, as above.
+                e = MemoryError()
+                self.redial = True
             try:  # (short of heap here too: the supervisor must outlive it, or the node goes deaf)
                 if isinstance(e, MalformedPacket):
                     st["malformed"] += 1

@@ -576,3 +576,27 @@ def test_mp_heap_cost_64k(mosquitto, mp_mpy, nodes):
     print("\nfirmware/mqtt.mpy import cost %(import_cost)d B (heap 64K: free after import "
           "%(free_import)d, connected+subscribed %(free_connected)d)" % ready)
     assert ready["free_connected"] > 16 * 1024
+
+
+def test_mp_stray_cancel_from_wait_for_is_a_failed_connection(mosquitto, mp_mpy, nodes):
+    """MicroPython's asyncio.wait_for cancels the task that waits when its helper task runs out
+    of heap.  Nobody cancelled the supervisor: it must redial, not end (a deaf node)."""
+    peer = Peer(mosquitto.port, subs=[("s/out/#", 1)])
+    try:
+        node = Node(mp_mpy, port=mosquitto.port, prefix="s", id="stray-node", supervise=True, clean=False)
+        nodes.append(node)
+        node.wait("ready")
+        peer.c.publish("s/ctl", b"stray", qos=1)
+        node.wait("disconnected")
+        assert node.wait("connected", 10)["n"] == 2
+        peer.c.publish("s/in/1", b"still-here", qos=1)
+        while True:
+            topic, payload, _, _ = peer.get(5)
+            if topic == "s/out/1":
+                break
+        assert payload == b"still-here"
+        peer.c.publish("s/ctl", b"quit", qos=1)
+        node.wait("bye")
+        assert node.finish() == 0
+    finally:
+        peer.close()

@@ -2,7 +2,9 @@
 # usage: micropython -X heapsize=96K tests/mp/mqtt_node.py <import-dir> '<json config>'
 # Prints one JSON object per line on stdout: {"ev": ...}.
 # Subscribes to <p>/in/0 (QoS 0) and <p>/in/1 (QoS 1) and echoes each message to <p>/out/<q>
-# at QoS q. <p>/ctl accepts b"stats" (print stats) and b"quit" (clean disconnect, exit).
+# at QoS q. <p>/ctl accepts b"stats" (print stats), b"quit" (clean disconnect, exit) and
+# b"stray" (the next asyncio.wait_for raises CancelledError although nothing cancelled its task:
+# what MicroPython's wait_for does when its helper task runs out of heap).
 # With "count": N, publishes N QoS 1 messages b"<seq>" to <p>/seq every "interval_ms".
 import sys
 import gc
@@ -52,10 +54,27 @@ def on_message(topic, payload, retained):
             done.set()
         elif payload == b"stats":
             out(ev="stats", stats=stats(), inflight=len(client.inflight))
+        elif payload == b"stray":
+            stray.append(1)
         return
     q = int(topic[-1])
     count["tx"] += 1
     return client.publish(P + "/out/%d" % q, payload, q)  # async: the reader awaits it
+
+
+stray = []
+_wait_for = asyncio.wait_for
+
+
+def wait_for(aw, t):
+    if stray:
+        stray.pop()
+        aw.close()  # (never awaited)
+        raise asyncio.CancelledError()
+    return _wait_for(aw, t)
+
+
+asyncio.wait_for = wait_for
 
 
 def on_connect(sp):
