@@ -11,9 +11,11 @@ from netedge.tools.fleet import write_gateway_config
 NETEDGE = [sys.executable, "-m", "netedge.gateway.cli"]
 
 
-def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500, http=None, gateway=None):
+def write_config(path, broker, nodes, gw_id="gw1", embedded=False, deadline_ms=1500, http=None, gateway=None,
+                 username=None, password=None):
     return write_gateway_config(path, "mqtt://%s:%d" % (broker.host, broker.port), nodes, gw_id=gw_id,
-                                embedded=embedded, deadline_ms=deadline_ms, http=http, gateway=gateway)
+                                embedded=embedded, deadline_ms=deadline_ms, http=http, gateway=gateway,
+                                username=username, password=password)
 
 
 def cli(config, *args, timeout=60, check=True):

@@ -50,7 +50,7 @@ class NodeProc(VirtualBoard):
 class Observer:
     """A paho client that publishes inputs and records every netedge frame it sees."""
 
-    def __init__(self, broker, client_id="observer"):
+    def __init__(self, broker, client_id="observer", username=None, password=None):
         self.lock = threading.Condition()
         self.chain = {}          # origin -> list of (epoch, CausalLink, payload) in arrival order
         self.heads = {}          # origin -> highest sequence seen (head_seq without a scan)
@@ -63,6 +63,8 @@ class Observer:
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="%s-%d" % (client_id, os.getpid()),
                              clean_session=False)
         self.c.on_message = self._on_message
+        if username is not None:
+            self.c.username_pw_set(username, password)
         self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(T.ALL, qos=1)
         self.c.connect(broker.host, broker.port, keepalive=10)
         self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

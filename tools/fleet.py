@@ -186,15 +186,18 @@ class VirtualBoard:
 
 
 def write_gateway_config(path, broker_url, boards, gw_id="gw1", embedded=False, deadline_ms=1500, http=None,
-                         data_dir="data", gateway=None):
+                         data_dir="data", gateway=None, username=None, password=None):
     """The gateway's TOML config for a fleet of virtual boards: keys reach each one through its
     folder ([nodes.<id>] path).  `embedded`: the gateway runs the broker itself, at `broker_url`.
-    `gateway`: more [gateway] keys, as TOML value text (e.g. {"input_log_max": 64})."""
+    `gateway`: more [gateway] keys, as TOML value text (e.g. {"input_log_max": 64}).
+    username, password: the gateway's broker credentials."""
     lines = ["[gateway]", 'id = "%s"' % gw_id, 'data_dir = "%s"' % data_dir, "heartbeat_deadline_ms = %d" % deadline_ms]
     lines += ["%s = %s" % (k, v) for k, v in (gateway or {}).items()]
     if http is not None:
         lines.append('http = "%s"' % http)
     lines += ["", "[broker]", 'url = "%s"' % broker_url]
+    if username is not None:
+        lines += ['username = "%s"' % username, 'password = "%s"' % password]
     if embedded:
         lines.append("embedded = true")
     for b in boards:
