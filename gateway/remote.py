@@ -34,19 +34,23 @@ class GatewayClient:
         self.replies = {}
         self.cond = threading.Condition()
         self.counter = int(time.time() * 1000) & 0x3FFFFFFF
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.name, clean_session=True)
+        # A persistent session while the command runs: a broker restarted meanwhile (with its
+        # persistence) keeps our subscription and the gateway's reply for us; paho reconnects.
+        # close() removes it.
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.name, clean_session=False)
         if b.username:
             c.username_pw_set(b.username, b.password)
         c.on_message = self._on_message
         subscribed = threading.Event()
         c.on_subscribe = lambda *a: subscribed.set()
+        reply_to = T.gateway(cfg.id, "rep", self.name)
+        # (again on every connection: a broker without persistence forgot it)
+        c.on_connect = lambda cl, u, flags, rc, p=None: (nodelay(cl), cl.subscribe(reply_to, qos=1)) if rc == 0 else None
         try:
             c.connect(b.host, b.port, keepalive=10)
         except OSError as e:
             raise CliError("cannot reach the broker at %s: %s (is it running?)" % (b.url, e))
-        nodelay(c)
         c.loop_start()
-        c.subscribe(T.gateway(cfg.id, "rep", self.name), qos=1)
         self.client = c
         subscribed.wait(timeout)  # a reply must not be published before the broker routes it to us
 
@@ -89,3 +93,14 @@ class GatewayClient:
         # for until its select() times out (about a second of every CLI command)
         self.client.disconnect()
         self.client.loop_stop()
+        # then forget the session: a clean CONNECT discards it at the broker (no loop needed:
+        # paho writes CONNECT and DISCONNECT at once)
+        b = self.cfg.broker
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.name, clean_session=True)
+        if b.username:
+            c.username_pw_set(b.username, b.password)
+        try:
+            c.connect(b.host, b.port, keepalive=10)
+            c.disconnect()
+        except OSError:
+            pass  # (the broker keeps it until it expires: nothing is waiting on it)

@@ -22,6 +22,7 @@ from .store import Store
 
 log = logging.getLogger("netedge.gateway")
 TICK_S = 0.05
+REDIAL_MIN_S, REDIAL_MAX_S = 0.2, 5.0  # backoff between attempts to reach a lost broker
 
 
 def setup_logging(level="INFO"):
@@ -83,6 +84,7 @@ class GatewayService:
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.http = None
+        self.redial = [0.0, REDIAL_MIN_S]  # [next attempt (monotonic), the backoff after it]
 
     def open(self):
         os.makedirs(self.cfg.data_dir, mode=0o700, exist_ok=True)
@@ -106,12 +108,15 @@ class GatewayService:
         c.on_connect = self._on_connect
         c.on_disconnect = lambda *a: (self.connected.clear(), log.warning("broker connection lost"))
         c.on_message = self._on_message
-        c.reconnect_delay_set(0.2, 5)
         self.client = c
         log.info("gateway starting id=%s db=%s broker=%s%s", self.cfg.id, self.cfg.db_path, b.url,
                  " (embedded)" if b.embedded else "")
-        c.connect(b.host, b.port, keepalive=10)
-        nodelay(c)
+        try:
+            c.connect(b.host, b.port, keepalive=10)
+            nodelay(c)
+        except OSError as e:  # (started before the broker, e.g. at boot): step() dials again
+            self.redial = [time.monotonic() + REDIAL_MIN_S, REDIAL_MIN_S * 2]
+            log.warning("broker unreachable (%s): next attempt in %.1f s", e, REDIAL_MIN_S)
         return self
 
     def _start_http(self):
@@ -178,7 +183,8 @@ class GatewayService:
 
     def step(self):
         """One round of the loop: network, finished provisioning, timers."""
-        self.client.loop(timeout=TICK_S)
+        if self.client.loop(timeout=TICK_S) != paho.MQTT_ERR_SUCCESS:
+            self._redial()  # (paho's loop() never reconnects by itself)
         now = time.monotonic()
         while True:
             try:
@@ -187,6 +193,23 @@ class GatewayService:
                 break
             self._do(self.core.keys_pushed(key, err, now))
         self._do(self.core.tick(now))
+
+    def _redial(self):
+        """The broker is gone (restarted, upgraded, the network): dial it again with a backoff.
+        The persistent session brings back the subscription and every QoS 1 message the broker
+        kept meanwhile; the timers go on, what they publish waits in paho's queue."""
+        now = time.monotonic()
+        if now < self.redial[0]:
+            time.sleep(TICK_S)  # (loop() returns at once while disconnected: no busy loop)
+            return
+        try:
+            self.client.reconnect()
+            nodelay(self.client)
+            self.redial = [0.0, REDIAL_MIN_S]
+        except (OSError, ValueError) as e:
+            wait = self.redial[1]
+            self.redial = [now + wait, min(wait * 2, REDIAL_MAX_S)]
+            log.warning("broker unreachable (%s): next attempt in %.1f s", e, wait)
 
     def run(self):
         while not self.stopping.is_set():
