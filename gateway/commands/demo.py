@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -365,6 +366,8 @@ class Demo:
         self._log_to_file()
         self.svc = GatewayService(self.cfg)
         try:
+            if not embedded:  # (a gateway waits for its broker: the demo says at once it is not there)
+                socket.create_connection((self.cfg.broker.host, self.cfg.broker.port), 2).close()
             self.svc.open()
         except (OSError, RuntimeError) as e:
             raise DemoError("cannot start the gateway with the broker at %s: %s" % (url, e))
