@@ -27,6 +27,14 @@ NODE_ONLINE, NODE_OFFLINE, NODE_SUSPECT = "online", "offline", "suspect"
 I64_MAX = (1 << 63) - 1   # epochs are stored as SQLite INTEGER
 MAX_NAME = 64             # daemon kinds and request ids: short names, so every reply fits a frame
 DEPLOY_RETRY_S = 1.0
+# A last will is acted on this much later: a broker shutting down publishes every client's will
+# just before it drops our connection too, and those wills must not fail over the whole fleet
+# (broker_lost drops them).  It adds this to a crashed node's failover.
+WILL_HOLD_S = 0.1
+# After our own reconnection the wills the broker queued for our session are as stale, and the
+# nodes come back at their own pace (their MQTT backoff reaches 5 s: firmware/main.py): for the
+# heartbeat deadline plus this, the deadline alone decides who is gone.
+NODE_REDIAL_MAX_S = 5.0
 DEPLOY_TIMEOUT_S = 30.0
 
 
@@ -78,6 +86,9 @@ class GatewayCore:
         self.standby = StandbyOrchestrator(self)       # standby groups, promotion (gateway/standby.py)
         self.forks = ForkOrchestrator(self)            # forks with a signed lineage (gateway/fork.py)
         self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
+        self.held_wills = {}       # node -> when its last will came (see WILL_HOLD_S)
+        self.blind = False         # our own broker connection is down (broker_lost)
+        self.grace_until = 0.0     # until then after a reconnection, wills are stale (broker_back)
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -137,9 +148,14 @@ class GatewayCore:
             state = body.get("state")
             _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
-                self._node_down(acts, node, "last will")
-                self.migrations.node_down(acts, node)
+                if now < self.grace_until:
+                    log.info("last will of %s ignored: it came with the broker's restart (the heartbeat "
+                             "deadline decides)", node)
+                else:
+                    self.held_wills.setdefault(node, now)  # acted on in tick(), WILL_HOLD_S later
             else:
+                if node in self.held_wills:  # (a will, then the node back at once: in that order)
+                    self._will(acts, node)
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
                 boot, key = body.get("boot"), "boot:" + node
                 prev = self.store.get_state(key)
@@ -178,6 +194,30 @@ class GatewayCore:
             if not (self.standby.on_reply(acts, node, body) or self.forks.on_reply(acts, node, body)):
                 self.migrations.on_reply(acts, node, body)
 
+    def _will(self, acts, node):
+        self.held_wills.pop(node, None)
+        self._node_down(acts, node, "last will")
+        self.migrations.node_down(acts, node)
+
+    def broker_lost(self):
+        """The gateway's own broker connection dropped.  A broker that shuts down (a restart, an
+        upgrade) first publishes every client's last will: the wills still held came with it
+        and say nothing about the nodes.  Blind until broker_back(): no deadline blames a node
+        for the gateway's own silence."""
+        if self.held_wills:
+            log.warning("last wills of %s dropped: they came with the broker going away",
+                        ", ".join(sorted(self.held_wills)))
+            self.held_wills.clear()
+        self.blind = True
+
+    def broker_back(self, now):
+        """Connected again: every node's heartbeat deadline starts now (a dead one misses it),
+        enforced once the nodes had time to come back (grace)."""
+        self.blind = False
+        self.grace_until = now + self.deadline + NODE_REDIAL_MAX_S
+        for node in self.last_seen:
+            self.last_seen[node] = None
+
     def _node_down(self, acts, node, why):
         self.last_seen.pop(node, None)
         n = self.store.node(node)
@@ -189,10 +229,14 @@ class GatewayCore:
     def tick(self, now):
         """Timers: heartbeat deadlines, deploy retries, throttled status publishing."""
         acts = Actions()
+        for node, t in list(self.held_wills.items()):
+            if now - t >= WILL_HOLD_S:
+                self._will(acts, node)
+        watching = not self.blind and now >= self.grace_until  # (see broker_lost, broker_back)
         for node, seen in list(self.last_seen.items()):
             if seen is None:
                 self.last_seen[node] = now
-            elif now - seen > self.deadline:
+            elif watching and now - seen > self.deadline:
                 n = self.store.node(node)
                 if n is not None and n.status == NODE_ONLINE:
                     self.store.upsert_node(node, NODE_SUSPECT)

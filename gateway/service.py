@@ -106,7 +106,8 @@ class GatewayService:
         topic, data, qos, retain = self.core.status_frame(False)
         c.will_set(topic, data, qos, retain)
         c.on_connect = self._on_connect
-        c.on_disconnect = lambda *a: (self.connected.clear(), log.warning("broker connection lost"))
+        c.on_disconnect = lambda *a: (self.connected.clear(), self.core.broker_lost(),
+                                      log.warning("broker connection lost"))
         c.on_message = self._on_message
         self.client = c
         log.info("gateway starting id=%s db=%s broker=%s%s", self.cfg.id, self.cfg.db_path, b.url,
@@ -137,6 +138,7 @@ class GatewayService:
         nodelay(client)
         client.subscribe([(T.ALL, 1)])
         self._publish(self.core.status_frame(True))
+        self.core.broker_back(time.monotonic())
         self.connected.set()
         log.info("connected to broker session_present=%s", getattr(flags, "session_present", flags))
 

@@ -63,6 +63,7 @@ class Observer:
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="%s-%d" % (client_id, os.getpid()),
                              clean_session=False)
         self.c.on_message = self._on_message
+        self.c.reconnect_delay_set(0.1, 1)  # (back soon after a broker restart)
         if username is not None:
             self.c.username_pw_set(username, password)
         self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(T.ALL, qos=1)

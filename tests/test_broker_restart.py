@@ -100,3 +100,29 @@ def test_gateway_started_before_its_broker(tmp_path, firmware):
         gw.kill()
         if broker is not None:
             broker.kill()
+
+
+def test_broker_restart_fails_no_group_over(tmp_path, firmware):
+    """A broker going down sends every node's last will and silences every heartbeat: that is not
+    a failure of the nodes.  Down for longer than the heartbeat deadline, back: the standby group
+    keeps its active at its epoch, and its chain goes on."""
+    from test_standby import create_group, group_of
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], persistence=True)
+    try:
+        a = create_group(c, "--nodes", "n1,n2,n3")
+        s = Stream(c.obs, a, 1, N, rate=100)
+        s.start()
+        time.sleep(1.0)
+        c.broker.restart(down_for=3.0)  # twice the gateway's heartbeat deadline
+        s.join(60)
+        assert s.error is None and not s.is_alive()
+        c.wait_events(a, N, timeout=60)
+        g = group_of(c, a)
+        assert g["active"] == "n1" and g["promotions"] == [] and g["step"] == "running", g
+        check_chain(c, a, N, 1, "n1")
+        assert "came with the broker" in c.gw.output()  # (its wills: dropped, or ignored once back)
+    except Exception:
+        print(c.gw.output()[-6000:])
+        raise
+    finally:
+        c.close()

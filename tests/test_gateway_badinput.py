@@ -699,7 +699,7 @@ def test_gateway_process_survives_garbage(tmp_path, mosquitto):
 
 def test_heartbeat_deadline_marks_a_silent_node_suspect(tmp_path):
     """Brokers notice a frozen node late or never: the gateway's own deadline does (sans-I/O)."""
-    from netedge.gateway.core import GatewayCore
+    from netedge.gateway.core import GatewayCore, WILL_HOLD_S
     from netedge.gateway.keystore import Keystore
     from netedge.gateway.store import Store
     store = Store(str(tmp_path / "db.sqlite"))
@@ -714,7 +714,45 @@ def test_heartbeat_deadline_marks_a_silent_node_suspect(tmp_path):
     core.on_message(T.node("n9", "hb"), FR.encode(FR.HEARTBEAT, "n9", 2, {"board": "unix", "kinds": ["counter"],
                                                                          "daemons": []}), 101.0)
     assert store.node("n9").status == "online"
+    # a last will counts WILL_HOLD_S later ...
     off = FR.encode(FR.STATUS, "n9", 0, {"state": "offline", "board": "unix"})
     core.on_message(T.node("n9", "status"), off, 101.1)
+    assert store.node("n9").status == "online"
+    core.tick(101.1 + WILL_HOLD_S / 2)
+    assert store.node("n9").status == "online"
+    core.tick(101.1 + WILL_HOLD_S * 1.5)  # (the next tick)
     assert store.node("n9").status == "offline"
+    store.close()
+
+
+def test_wills_a_broker_sends_as_it_goes_away_fail_nothing_over(tmp_path):
+    """A broker that shuts down publishes every client's will, then drops the gateway too: those
+    wills are dropped, and no deadline runs while the gateway itself is cut off; once back, the
+    deadline starts again and catches a node that is really gone."""
+    from netedge.gateway.core import GatewayCore, NODE_REDIAL_MAX_S, WILL_HOLD_S
+    from netedge.gateway.keystore import Keystore
+    from netedge.gateway.store import Store
+    store = Store(str(tmp_path / "db.sqlite"))
+    core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500)
+    for n in ("n1", "n2"):
+        core.on_message(T.node(n, "hb"), FR.encode(FR.HEARTBEAT, n, 1, {"board": "unix", "kinds": ["counter"],
+                                                                       "daemons": []}), 100.0)
+        core.on_message(T.node(n, "status"), FR.encode(FR.STATUS, n, 2, {"state": "offline"}), 100.01)
+    core.broker_lost()
+    core.tick(100.01 + WILL_HOLD_S)
+    core.tick(105.0)  # cut off for 5 s: nobody is blamed for the gateway's own silence
+    assert [store.node(n).status for n in ("n1", "n2")] == ["online", "online"]
+    core.broker_back(106.0)
+    core.tick(106.0)
+    # the wills the broker queued for the gateway's session come now: stale, ignored
+    core.on_message(T.node("n2", "status"), FR.encode(FR.STATUS, "n2", 3, {"state": "offline"}), 106.1)
+    core.tick(106.1 + WILL_HOLD_S * 1.5)
+    assert store.node("n2").status == "online"
+    # the nodes come back at their own pace: no deadline before they had the time to
+    core.tick(106.0 + 0.5 + NODE_REDIAL_MAX_S - 0.1)
+    assert [store.node(n).status for n in ("n1", "n2")] == ["online", "online"]
+    core.on_message(T.node("n1", "hb"), FR.encode(FR.HEARTBEAT, "n1", 3, {"board": "unix", "kinds": ["counter"],
+                                                                         "daemons": []}), 111.3)
+    core.tick(111.6)  # the grace is over; n2 never came back: silent since the reconnection
+    assert [store.node(n).status for n in ("n1", "n2")] == ["online", "suspect"]
     store.close()
