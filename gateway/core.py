@@ -211,8 +211,10 @@ class GatewayCore:
         self.blind = True
 
     def broker_back(self, now):
-        """Connected again: every node's heartbeat deadline starts now (a dead one misses it),
-        enforced once the nodes had time to come back (grace)."""
+        """Connected again after broker_lost(): every node's heartbeat deadline starts now (a
+        dead one misses it), enforced once the nodes had time to come back (grace)."""
+        if not self.blind:
+            return  # the first connection: the wills queued for us are news (the deadline runs)
         self.blind = False
         self.grace_until = now + self.deadline + NODE_REDIAL_MAX_S
         for node in self.last_seen:

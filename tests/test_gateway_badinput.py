@@ -734,6 +734,12 @@ def test_wills_a_broker_sends_as_it_goes_away_fail_nothing_over(tmp_path):
     from netedge.gateway.store import Store
     store = Store(str(tmp_path / "db.sqlite"))
     core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500)
+    core.broker_back(99.0)  # the first connection is no reconnection: wills count at once
+    core.on_message(T.node("n0", "hb"), FR.encode(FR.HEARTBEAT, "n0", 1, {"board": "unix", "kinds": [],
+                                                                         "daemons": []}), 99.1)
+    core.on_message(T.node("n0", "status"), FR.encode(FR.STATUS, "n0", 2, {"state": "offline"}), 99.2)
+    core.tick(99.2 + WILL_HOLD_S * 1.5)
+    assert store.node("n0").status == "offline"
     for n in ("n1", "n2"):
         core.on_message(T.node(n, "hb"), FR.encode(FR.HEARTBEAT, n, 1, {"board": "unix", "kinds": ["counter"],
                                                                        "daemons": []}), 100.0)
