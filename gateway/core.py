@@ -27,6 +27,7 @@ NODE_ONLINE, NODE_OFFLINE, NODE_SUSPECT = "online", "offline", "suspect"
 I64_MAX = (1 << 63) - 1   # epochs are stored as SQLite INTEGER
 MAX_NAME = 64             # daemon kinds and request ids: short names, so every reply fits a frame
 DEPLOY_RETRY_S = 1.0
+DEPLOY_TIMEOUT_S = 30.0
 # A last will is acted on this much later: a broker shutting down publishes every client's will
 # just before it drops our connection too, and those wills must not fail over the whole fleet
 # (broker_lost drops them).  It adds this to a crashed node's failover.
@@ -35,7 +36,6 @@ WILL_HOLD_S = 0.1
 # nodes come back at their own pace (their MQTT backoff reaches 5 s: firmware/main.py): for the
 # heartbeat deadline plus this, the deadline alone decides who is gone.
 NODE_REDIAL_MAX_S = 5.0
-DEPLOY_TIMEOUT_S = 30.0
 
 
 class BadRequest(ValueError):
