@@ -50,6 +50,27 @@ class Cluster:
     def wait_events(self, origin, n, timeout=30):
         self.gw.wait_for(lambda st: st.event_count(origin) >= n, timeout, "%d events of %08x" % (n, origin))
 
+    def wait_settled(self, origin, timeout=30):
+        """No migration of `origin` in progress, and none waiting to recover after a crash."""
+        self.gw.wait_for(lambda st: st.get_state("migrate:%08x" % origin) is None
+                         and st.get_state("recover:%08x" % origin) is None, timeout, "migration settled")
+
+    def hosts_now(self, origin, nodes):
+        """Which of `nodes` host `origin`, by a fresh heartbeat from each (exactly one, or a bug)."""
+        self.obs.heartbeats.clear()
+        self.obs.wait(lambda: set(nodes) <= set(self.obs.heartbeats), 10, "heartbeats")
+        return [n for n in nodes if origin in self.hosted(n)]
+
+
+def migrate_outcome(r, origin, source="n1", target="n2"):
+    """(host, epoch) that a `netedge migrate` result says, checking it says it clearly: migrated,
+    or an error saying the daemon keeps running on the source."""
+    if r.returncode == 0:
+        assert "migrated %08x from %s to %s" % (origin, source, target) in r.stdout, r.stdout
+        return target, 2
+    assert "keeps running on %s" % source in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
+    return source, 1
+
 
 def check_chain(c, origin, n, epoch, host, setup=0):
     """The stored chain: `setup` leading events, then inputs 1..n each exactly once, in order,

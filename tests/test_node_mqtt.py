@@ -389,6 +389,14 @@ class Peer:
     def get(self, timeout=5):
         return self.msgs.get(timeout=timeout)
 
+    def echoed(self, prefix, payload):
+        """What the node echoes to <prefix>/out/1 of a QoS 1 `payload` sent to <prefix>/in/1."""
+        self.c.publish(prefix + "/in/1", payload, qos=1)
+        while True:
+            topic, got, _, _ = self.get(5)
+            if topic == prefix + "/out/1":
+                return got
+
     def close(self):
         self.c.loop_stop()
         self.c.disconnect()
@@ -464,12 +472,7 @@ def test_mp_broker_restart_no_qos1_loss_and_resubscribe(tmp_path, mp_mpy, nodes)
         assert got == set(range(n)), sorted(set(range(n)) - got)
         # the node's subscriptions are alive after the restart: echo works
         assert peer.connected.wait(5)
-        peer.c.publish("r/in/1", b"after-restart", qos=1)
-        while True:
-            topic, payload, _, _ = peer.get(5)
-            if topic == "r/out/1":
-                break
-        assert payload == b"after-restart"
+        assert peer.echoed("r", b"after-restart") == b"after-restart"
         peer.c.publish("r/ctl", b"quit", qos=1)
         node.wait("bye")
         assert node.finish() == 0
@@ -589,12 +592,7 @@ def test_mp_stray_cancel_from_wait_for_is_a_failed_connection(mosquitto, mp_mpy,
         peer.c.publish("s/ctl", b"stray", qos=1)
         node.wait("disconnected")
         assert node.wait("connected", 10)["n"] == 2
-        peer.c.publish("s/in/1", b"still-here", qos=1)
-        while True:
-            topic, payload, _, _ = peer.get(5)
-            if topic == "s/out/1":
-                break
-        assert payload == b"still-here"
+        assert peer.echoed("s", b"still-here") == b"still-here"
         peer.c.publish("s/ctl", b"quit", qos=1)
         node.wait("bye")
         assert node.finish() == 0
