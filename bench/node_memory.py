@@ -156,15 +156,18 @@ def _child(fw, tmp, rom, port32=None):
     return rows, q
 
 
-def _run(board, *args, port32=None, heap="512K"):
-    """stdout of this script's MicroPython side (args), run in the folder `board` by the unix
-    port, or by the 32-bit port (its package folder: port32) with a heap of `heap` bytes."""
+def _run(board, *args, port32=None, heap="512K", script=None):
+    """stdout of this script's MicroPython side (args), or of `script`, run in the folder `board`
+    by the unix port, or by the 32-bit port (its package folder: port32) with a heap of `heap`
+    bytes."""
     import subprocess
     from conftest import micropython_cmd
+    script = script or os.path.abspath(__file__)
     if port32:
-        cmd = ["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm32.mjs"), port32, board, str(heap), os.path.abspath(__file__)]
+        cmd = ["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm32.mjs"), port32, board, str(heap),
+               script]
     else:
-        cmd = [micropython_cmd(), "-X", "heapsize=%s" % heap, os.path.abspath(__file__)]
+        cmd = [micropython_cmd(), "-X", "heapsize=%s" % heap, script]
     out = subprocess.run(cmd + list(args), cwd=board, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError((out.stderr or out.stdout).strip()[-300:])
@@ -232,17 +235,13 @@ def boot_figures(out):
 def interpreter_heap(tmp, port32=None, heap="64K"):
     """(heap in use, heap for objects) of an interpreter that has run nothing but the measurement
     itself (the heap for objects: what -X heapsize leaves after the GC's tables)."""
-    import subprocess
-    path = os.path.join(tmp, "empty.py")
+    board = os.path.join(tmp, "empty")
+    os.makedirs(board, exist_ok=True)
+    path = os.path.join(board, "empty.py")
     with open(path, "w") as f:
         f.write("import gc\ngc.collect()\nprint(gc.mem_alloc(), gc.mem_free() + gc.mem_alloc())\n")
-    if port32:  # (its mem_free counts heap it could add: the pool is HEAP32_OBJECTS)
-        cmd = ["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm32.mjs"), port32, tmp,
-               "65536", path]
-    else:
-        from conftest import micropython_cmd
-        cmd = [micropython_cmd(), "-X", "heapsize=" + heap, path]
-    w = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.split()
+    # (the 32-bit port's mem_free counts heap it could add: its pool is HEAP32_OBJECTS)
+    w = _run(board, port32=port32, heap=65536 if port32 else heap, script=path).split()
     return int(w[-2]), int(w[-1])
 
 
