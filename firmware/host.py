@@ -6,10 +6,10 @@ input.  A crash between any two steps is safe: an input not yet persisted is red
 broker (QoS 1) and processed once; an event persisted but not published is republished at boot
 from the record's `last` field (the gateway's log drops the duplicate).
 """
-from ..shared import cbor
+from ..shared import event as EV
 from ..shared import failures as F
 from ..shared.dedup import DUPLICATE, NEW, InputWindow
-from ..shared.link import CausalLink, ChainBuilder, h8
+from ..shared.link import CausalLink, ChainBuilder
 from .daemon import InputEvent
 
 try:
@@ -20,18 +20,7 @@ except ImportError:  # CPython
 
 MAX_SNAPSHOT = const(4096)   # daemon state bytes: must fit a board's RAM and a few MQTT chunks
 MAX_INPUT = const(2048)      # input payload bytes accepted into a daemon
-EV_OK = const(0)
-EV_ERROR = const(1)
 RECORD_VERSION = const(1)
-
-
-def event_payload(sender, counter, payload, status, outputs):
-    """The chain event's payload: binds the input id and a digest of its bytes to the outputs.
-
-    Deterministic (canonical CBOR), so replaying the same inputs on another board rebuilds
-    byte-identical events — a replayed chain is the same chain.
-    """
-    return cbor.dumps([sender, counter, h8(payload), status, outputs], True)
 
 
 class DaemonHost:
@@ -62,9 +51,9 @@ class DaemonHost:
         if verdict != NEW:
             st["duplicates" if verdict == DUPLICATE else "refused"] += 1
             return verdict
-        status, outputs = EV_OK, None
+        status, outputs = EV.OK, None
         if len(payload) > MAX_INPUT:
-            status, outputs = EV_ERROR, [b"input too large"]
+            status, outputs = EV.FAILED, [b"input too large"]
         else:
             try:
                 outputs = self.daemon.process(InputEvent(payload, sender, counter, self.chain.head.sequence + 1))
@@ -75,10 +64,10 @@ class DaemonHost:
             except Exception as e:  # the daemon's bug must not crash the node: it goes on the chain
                 # only the type name: messages differ between ports' error-reporting levels, and
                 # the event must be byte-identical when another board replays this input
-                status, outputs = EV_ERROR, [type(e).__name__.encode()]
-        if status == EV_ERROR:
+                status, outputs = EV.FAILED, [type(e).__name__.encode()]
+        if status == EV.FAILED:
             st["errors"] += 1
-        body = event_payload(sender, counter, payload, status, outputs)
+        body = EV.encode(sender, counter, payload, status, outputs)  # (deterministic: replays rebuild it)
         self.last = (self.chain.append(body).to_bytes(), body)
         self.window.admit(sender, counter)
         st["processed"] += 1

@@ -17,7 +17,7 @@ from netedge.shared import topics as T
 from netedge.shared.identity import origin_hash
 from netedge.shared.link import CausalLink
 from netedge.shared.log import ChainEvent, Duplicate, EntityLog
-from netedge.shared import cbor
+from netedge.shared import event as EV
 
 from netedge.tools.fleet import NODE_HEAP, VirtualBoard, node_config, publish_input
 
@@ -37,7 +37,7 @@ class NodeProc(VirtualBoard):
     for `daemons` [(kind, name)], `hosted` daemon names activated at first boot."""
 
     def __init__(self, fw_dir, root, node_id, broker, daemons=(), hosted=(), heap=NODE_HEAP, heartbeat_ms=300,
-                 extra=None, romfs=False):
+                 extra=None, romfs=None):
         keys = [{"kind": kind, "public": daemon_key(name)[0].hex()} for kind, name in daemons]
         cfg = node_config(node_id, broker.host, broker.port, heartbeat_ms=heartbeat_ms, keys=keys,
                           hosted=["%08x" % daemon_origin(n) for n in hosted], extra=extra)
@@ -164,8 +164,8 @@ class Observer:
 
 
 def event_outputs(payload):
-    """Decode a chain event payload: [sender, counter, input digest, status, outputs]."""
-    return cbor.loads(payload)
+    """Decode a chain event payload: (sender, counter, input digest, status, outputs)."""
+    return EV.decode(payload)
 
 
 def total_of(log):

@@ -28,6 +28,7 @@ import json
 import time
 
 from ..shared import cbor
+from ..shared import event as EV
 from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared.link import CausalLink, LINK_SIZE, forward_hash, h8
@@ -130,13 +131,9 @@ RECORD_KEYS = {"proof": FR.PROOF, "fork": FR.FORK_RECORD, "fork_record": FR.FORK
 
 def event_fields(payload):
     """The chain event payload [sender, counter, H8(input), status, outputs] (§11)."""
-    ev = cbor.loads(payload, _MAX_DEPTH, _MAX_ITEMS)
-    if (type(ev) is not list or len(ev) != 5 or type(ev[0]) is not str or not _is_uint(ev[1], 32)
-            or not _is_uint(ev[2], 64) or ev[3] not in (0, 1) or type(ev[3]) is not int
-            or type(ev[4]) is not list):
-        raise cbor.CborError("not [sender, counter, h8, status, outputs]")
-    return {"sender": ev[0], "counter": ev[1], "input_h8": _hex16(ev[2]),
-            "status": "ok" if ev[3] == 0 else "failed", "outputs": ev[4]}
+    sender, counter, digest, status, outputs = EV.decode(payload)
+    return {"sender": sender, "counter": counter, "input_h8": _hex16(digest),
+            "status": "ok" if status == EV.OK else "failed", "outputs": outputs}
 
 
 # ---- the body walk ----

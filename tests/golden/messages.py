@@ -1,7 +1,7 @@
 """Message bodies of docs/PROTOCOL.md §11: an INPUT frame, a chain event's payload and its
 CHAIN_EVENT frame.  Expectations come from cbor2 and hashlib, not from the code under test."""
 from netedge.shared import frame as FR
-from netedge.firmware.host import event_payload
+from netedge.shared.event import encode as event_payload
 from golden import unhex, eq
 
 
