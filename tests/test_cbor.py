@@ -191,7 +191,22 @@ def _rand_value(r, depth=0):
                                      r.randrange(0x10000, 0x10FFFF)])) for _ in range(r.randrange(8)))
     if k in (7, 8):
         return [_rand_value(r, depth + 1) for _ in range(r.randrange(5))]
-    return {_rand_value(r, 3): _rand_value(r, depth + 1) for _ in range(r.randrange(5))}
+    keys = [_rand_value(r, 3) for _ in range(r.randrange(5))]
+    if str in [type(x) for x in keys]:  # never text and bytes keys in one map: see below
+        keys = [x for x in keys if type(x) is not bytes]
+    return {x: _rand_value(r, depth + 1) for x in keys}
+
+
+def test_text_and_bytes_keys_in_one_map():
+    """"a" and b"a" are two keys, and the canonical order puts the bytes first (major type 2).
+    CPython only: a MicroPython dict holding both compares them whenever a lookup probes past one
+    (False, rightly; the unix port prints "Comparison between bytes and str" each time), so the
+    vectors and the MicroPython runs below keep them in separate maps."""
+    v = {"a": 1, 1: 2, b"a": 3, "aaaa": 9, b"aaaa": 10}
+    data = cbor.dumps(v, True)
+    assert data == cbor2.dumps(v, canonical=True)
+    assert data.index(b"\x41a") < data.index(b"\x61a")
+    assert same(cbor.loads(data), v) and same(cbor.loads(cbor.dumps(v)), v)
 
 
 MP_ROUNDTRIP = """

@@ -152,8 +152,12 @@ def _values():
         ("map_empty", {}), ("map_one", {"k": [1, 2]}),
         ("map_text_keys", {"b": 1, "a": 2, "aa": 3, "B": 4, "": 5}),
         ("map_int_keys", {10: "a", -1: "b", 0: "c", 24: "d", 1000: "e", -1000: "f"}),
-        ("map_mixed_keys", {"a": 1, 1: 2, b"a": 3, -5: 4, 1.5: 5, None: 6, False: 7,
-                            (1, 2): 8, "aaaa": 9, 300: 10}),
+        # Text and bytes keys are never in one map here: a MicroPython dict holding both compares
+        # them whenever a lookup probes past one (False, rightly, but the unix port prints
+        # "Comparison between bytes and str" each time).  Both in one map: tests/test_cbor.py.
+        ("map_mixed_keys", {"a": 1, 1: 2, -5: 4, 1.5: 5, None: 6, False: 7, (1, 2): 8, "aaaa": 9, 300: 10}),
+        ("map_mixed_bytes_keys", {b"a": 3, 1: 2, -5: 4, 1.5: 5, None: 6, False: 7, (1, 2): 8, b"aaaa": 9,
+                                  300: 10}),
         ("map_nested", {"z": {"y": 1, "x": [{"b": 2, "a": 1}]}, "a": {2: 0, 1: 0}}),
         ("map_float_vals", {"h": 1.5, "s": 0.1, "n": nan}),
     ]
