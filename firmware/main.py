@@ -262,7 +262,7 @@ class NodeDriver:
             self.pending = ready.publish
         self.core.errors["memory"] += 1
         try:
-            from .node import Ready
+            from .ready import Ready
             r = Ready()
             self.core.error(r, "out_of_memory", topic, "free %s" % _free_heap())
             await self._publish(r.publish[0])

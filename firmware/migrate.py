@@ -17,7 +17,7 @@ from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
 from .host import DaemonHost
-from .node import MAX_HOSTED, MAX_REC, _parse
+from .ready import MAX_HOSTED, parse_input
 
 try:
     from micropython import const
@@ -88,7 +88,7 @@ def reply(self, ready, op, m, origin, **kw):
 
 
 def on_input(self, ready, origin, host, mg, payload):
-    inp = _parse(payload)
+    inp = parse_input(payload)
     if mg[1] == "r":  # released here: forward it to the gateway
         reply(self, ready, "buffered", mg[0], origin, inputs=[inp])
         return
@@ -167,7 +167,7 @@ def _command(self, ready, cmd, m, origin, body):
         self.hosts.pop(origin)
         self.mig[origin] = [m, "r", None, 0]
         ready.persist.append((name, None))
-        reply(self, ready, "buffered", m, origin, inputs=[_parse(p) for p in mg[2]])
+        reply(self, ready, "buffered", m, origin, inputs=[parse_input(p) for p in mg[2]])
         gc.collect()
         return
     if host is None:

@@ -17,6 +17,7 @@ from ..shared import failures as F
 from ..shared.dedup import DUPLICATE, NEW
 from . import unload
 from .host import DaemonHost
+from .ready import MAX_HOSTED, MAX_REC, Ready, parse_input
 from .store import CorruptRecord
 
 try:
@@ -26,33 +27,8 @@ except ImportError:  # CPython
         return x
 
 COUNTER_BLOCK = const(1024)  # frame counters reserved on flash per write: strictly increasing across reboots
-MAX_HOSTED = const(16)
-MAX_REC = const(6144)        # a daemon record in one MIGRATION frame (migration snapshot, group sync)
 NODE_RECORD = "node"
 PKG = __name__[:__name__.rfind(".")]  # (netedge.firmware, or whatever a board's layout makes it)
-
-
-def _parse(payload):
-    """An INPUT frame -> [sender, counter, payload bytes]; FrameError otherwise."""
-    f = FR.decode(payload)
-    if f.type != FR.INPUT:
-        raise FR.MalformedFrame("expected INPUT on an inbox, got %s" % f.type_name())
-    body = f.body()
-    data = body.get("p") if isinstance(body, dict) else None
-    if not isinstance(data, bytes):
-        raise FR.MalformedFrame("INPUT body needs 'p': bytes")
-    return [f.sender, f.counter, data]
-
-
-class Ready:
-    """What the driver must do, in this order: persist (name, record; None deletes it), then
-    publish (topic, bytes, qos, retain).  requeue: (topic, INPUT frame) already acknowledged,
-    to be processed next, before any other queued input (a migration buffer being released)."""
-
-    def __init__(self):
-        self.persist = []
-        self.publish = []
-        self.requeue = None
 
 
 class NodeCore:
@@ -226,7 +202,7 @@ class NodeCore:
                     on_input(self, ready, origin, host, mg, payload)
                 elif host is None:
                     err["unknown_topic"] += 1  # (or a late message for a daemon that left)
-                elif self._feed(ready, host, _parse(payload), topic):
+                elif self._feed(ready, host, parse_input(payload), topic):
                     ready.persist.append(("d%08x" % origin, host.record()))
             elif topic == T.node(self.node_id, "ctl"):
                 self._on_control(ready, payload)

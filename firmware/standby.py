@@ -17,7 +17,7 @@ from ..shared import failures as F
 from ..shared import topics as T
 from ..shared.link import CausalLink
 from .host import DaemonHost
-from .node import MAX_HOSTED, MAX_REC, _parse
+from .ready import MAX_HOSTED, MAX_REC, parse_input
 
 try:
     from micropython import const
@@ -32,7 +32,7 @@ HOLD_BYTES = const(4096)   # ... and their frame bytes
 def on_input(self, ready, origin, host, mg, payload):
     """An inbox message while promoted: held (state l) until `start`; a full hold fails the
     promotion (the gateway promotes another standby: this one is fenced by the next epoch)."""
-    _parse(payload)  # (refused here if malformed: counted and reported like any bad input)
+    parse_input(payload)  # (refused here if malformed: counted and reported like any bad input)
     if mg[1] != "l":
         return  # (not subscribed yet: a stray delivery of an old session; the log has it)
     mg[2].append(payload)

@@ -10,6 +10,7 @@ import os
 import struct
 
 from ..shared import cbor
+from .ready import CorruptRecord
 
 try:
     from micropython import const
@@ -18,13 +19,6 @@ except ImportError:  # CPython
         return x
 
 MAX_RECORD = const(69632)  # a record holds a daemon state of up to 64 KiB (config max_state)
-
-
-class CorruptRecord(Exception):
-    def __init__(self, path, why):
-        self.path = path
-        self.why = why
-        super().__init__("%s: %s" % (path, why))
 
 
 def _read(path):
