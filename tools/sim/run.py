@@ -1,0 +1,88 @@
+"""Running seeds: one seed's run and result, and shrinking a failing one to a minimal plan."""
+import logging
+import time
+from collections import Counter
+
+from .world import World, plan_for
+
+DEFAULT_STEPS = 40
+
+
+class Result:
+    def __init__(self, seed, steps, world, plan, mask):
+        self.seed = seed
+        self.steps = steps
+        self.violations = list(world.checker.violations)
+        self.faults = Counter(world.faults)
+        self.trace = list(world.trace)
+        self.digest = world.digest.hexdigest()
+        self.sim_time = world.sched.now
+        self.events = world.sched.events
+        self.stats = dict(world.broker.stats)
+        self.stats.update({"acked_after_store_error": world.gateway.stats["acked_after_error"],
+                           "records": world.checker.records_checked,
+                           "daemons": len(world.daemons)})
+        self.plan = plan
+        self.mask = mask
+
+    @property
+    def ok(self):
+        return not self.violations
+
+    def kinds(self):
+        return sorted({k for k, _ in self.violations})
+
+
+def run_seed(seed, steps=DEFAULT_STEPS, trace=False, mask=(), stop_early=True):
+    """One seed: its plan's first `steps` steps (minus the indices in `mask`), the settle phase,
+    the final checks.  The same arguments give the same Result, byte for byte."""
+    # the gateway's log lines would bury the report; the trace says what happened
+    logging.getLogger("netedge").setLevel(logging.INFO if trace else logging.CRITICAL)
+    settings, plan = plan_for(seed, steps)
+    world = World(seed, settings, trace=trace)
+    try:
+        world.start()
+        for i, step in enumerate(plan):
+            if i in mask:
+                continue
+            world.say("step %d: %s" % (i, step.kind))
+            world.apply(step)
+            world.run_for(step.dt)
+            world.checker.check_store(world.sched.now)
+            if stop_early and world.checker.violations:
+                break
+        if not (stop_early and world.checker.violations):
+            if world.settle():
+                world.final_check()
+        return Result(seed, steps, world, plan, set(mask))
+    finally:
+        world.close()
+
+
+def shrink(result, budget_s=120.0, log=None):
+    """A smaller run that still fails: fewer steps (the shortest failing prefix), then each
+    fault and each workload step left out in turn while the run still fails."""
+    t0 = time.monotonic()
+    best = result
+    lo, hi = 0, result.steps
+    while lo < hi and time.monotonic() - t0 < budget_s:  # shortest failing prefix
+        mid = (lo + hi) // 2
+        r = run_seed(result.seed, mid, mask=best.mask)
+        if not r.ok:
+            hi, best = mid, r
+        else:
+            lo = mid + 1
+    if best.steps != hi:
+        best = run_seed(result.seed, hi, mask=best.mask)
+    order = sorted(range(best.steps), key=lambda i: (not best.plan[i].is_fault(), -i))
+    for i in order:
+        if time.monotonic() - t0 > budget_s:
+            break
+        if i in best.mask:
+            continue
+        r = run_seed(result.seed, best.steps, mask=best.mask | {i})
+        if not r.ok:
+            best = r
+            if log:
+                log("  shrink: step %d (%s) is not needed" % (i, best.plan[i].kind))
+    return best
