@@ -1,4 +1,5 @@
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -22,9 +23,33 @@ def mp_staged():
     return stage()
 
 
+# What the MicroPython unix ports (PyPI's, and the 32-bit one tools/build_micropython32.sh builds)
+# print when bytes meet str in ==, `in` or a dict lookup: always False, and silently so on a board,
+# where it hides a bug.  No run may print it.
+BYTES_STR = "Comparison between bytes and str"
+
+
+def assert_no_bytes_str_warning(text, where):
+    assert BYTES_STR not in text, "%s printed %r %d times" % (where, BYTES_STR, text.count(BYTES_STR))
+
+
 def run_micropython(script, *args, heap="96K", timeout=120, cwd=None):
-    return subprocess.run([micropython_cmd(), "-X", "heapsize=" + heap, script, *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    res = subprocess.run([micropython_cmd(), "-X", "heapsize=" + heap, script, *args],
+                         capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    assert_no_bytes_str_warning(res.stdout + res.stderr, os.path.basename(script))
+    return res
+
+
+@pytest.fixture(autouse=True)
+def no_bytes_str_warning_in_logs(request):
+    """After each test: no log in its tmp_path (a virtual board's node.log, ...) holds BYTES_STR."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is None:
+        return
+    for log in pathlib.Path(tmp).rglob("*.log"):
+        if log.is_file():
+            assert_no_bytes_str_warning(log.read_text(errors="replace"), str(log))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 # Runs every golden vector file under the MicroPython unix port (and works on CPython too).
 # usage: micropython -X heapsize=512K tests/mp_vectors.py <staged-dir> <tests-dir>
-# Prints "<family>: N/N passed" per file; exits 1 on any mismatch or missing checker.
+# Prints "<family>: N/N passed" per file, then a total naming the interpreter and its word size;
+# exits 1 on any mismatch or missing checker.
 import sys
 import os
 import json
@@ -32,5 +33,8 @@ for name in names:
             print("FAIL %s/%s: %s %s" % (family, case.get("name"), type(e).__name__, e))
     total += len(cases)
     print("%s: %d/%d passed" % (family, ok, len(cases)))
-print("micropython vectors: %d files, %d cases, %d failed" % (len(names), total, failed))
+impl = sys.implementation
+print("%s vectors (v%d.%d.%d, %d-bit): %d files, %d cases, %d failed" % (
+    impl.name, impl.version[0], impl.version[1], impl.version[2], 64 if sys.maxsize > 1 << 32 else 32,
+    len(names), total, failed))
 sys.exit(1 if failed or not names else 0)

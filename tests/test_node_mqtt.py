@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from netedge.firmware import mqtt as M
 from netedge.shared.errors import DecodeError
-from conftest import REPO, TESTS, micropython_cmd
+from conftest import REPO, TESTS, assert_no_bytes_str_warning, micropython_cmd
 from mosquitto import Mosquitto
 
 paho = pytest.importorskip("paho.mqtt.client")
@@ -358,6 +358,7 @@ def nodes():
     yield made
     for n in made:
         n.close()
+        assert_no_bytes_str_warning(n.proc.stderr.read(), "node %s" % (n.proc.args,))
 
 
 class Peer:
