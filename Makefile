@@ -3,7 +3,7 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 
-.PHONY: venv test test64 test32 micropython32 vectors bench clean demo
+.PHONY: venv test test64 test32 micropython32 vectors bench clean demo sim
 
 $(BIN)/netedge: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "netedge needs Python 3.11 (the MicroPython unix-port wheel exists for 3.11 only)"; exit 1; }
@@ -63,6 +63,13 @@ test32: venv $(MP32)
 # Regenerate tests/vectors/*.json from the shared core (then review the diff).
 vectors: venv
 	$(BIN)/python -m netedge.tools.gen_vectors
+
+# The deterministic simulator: SEEDS seeds (from SEED), each a run of the whole installation
+# under faults, checked for invariant violations; a failing seed is shrunk and its trace printed.
+SEEDS ?= 1000
+SEED  ?= 0
+sim: venv
+	$(BIN)/python -m netedge.tools.sim --seeds $(SEEDS) --seed $(SEED) $(if $(STEPS),--steps $(STEPS))
 
 bench: venv
 	$(BIN)/python bench/core_bench.py

@@ -234,7 +234,7 @@ class Broker:
             return
         conn.cut = True
         self.sched.after(detect_s, self._cut_detected, conn)
-        self.sched.after(detect_s * self.rng.random(), conn.client.receive_cut, conn)
+        self.sched.after(detect_s * self.rng.random(), conn.client.receive, conn, "receive_cut", ())
 
     def _cut_detected(self, conn):
         if conn.open:
@@ -339,8 +339,8 @@ class Endpoint:
     # -- packets in -------------------------------------------------------------------------
 
     def receive(self, conn, handler, args):
-        if self.dead or conn.cut:
-            return
+        if self.dead or conn.cut and handler != "receive_cut":
+            return  # (a cut connection delivers nothing more, but its end is still noticed)
         if self.frozen:
             self.stalled.append((conn, handler, args))
             return
@@ -348,12 +348,12 @@ class Endpoint:
             return  # an older connection's
         getattr(self, handler)(conn, *args)
 
-    def receive_cut(self, conn):
-        if not self.dead and conn is self.conn:
-            if self.frozen:
-                self.stalled.append((conn, "on_closed", ()))
-            else:
-                self.on_closed(conn)
+    def receive_cut(self, conn, *args):
+        """The network dropped `conn`: this end notices (a frozen process, once it runs again)."""
+        if self.frozen:
+            self.stalled.append((conn, "receive_cut", ()))
+        elif not self.dead and conn is self.conn:
+            self.on_closed(conn)
 
     def on_refused(self, conn):
         self.conn = None

@@ -323,37 +323,39 @@ class World:
         for p in self.publishers:
             p.slow = 0.0
 
-    def quiescent(self):
-        eps = self._endpoints() + [self.operator]
-        if not self.broker.up or any(ep.dead or not ep.connected or not ep.idle() for ep in eps):
-            return False
+    def busy(self):
+        """What keeps the installation from being quiescent (None: nothing)."""
+        for ep in self._endpoints() + [self.operator]:
+            if ep.dead or not ep.connected or not ep.idle():
+                return "%s is %s" % (ep.cid, "down" if ep.dead else "disconnected" if not ep.connected else "busy")
         for s in self.broker.sessions.values():
             if s.queue or s.inflight:
-                return False
+                return "the broker holds messages for %s" % s.cid
         db = sqlite3.connect("file:%s?mode=ro" % self.gateway.path, uri=True)
         try:
-            for key, state in db.execute("SELECT key, state FROM orchestration"):
+            for key, state in db.execute("SELECT key, state FROM orchestration ORDER BY key"):
                 if key.startswith(TRANSIENT):
-                    return False
+                    return "%s is in step %s" % (key, json.loads(state).get("step"))
                 if key.startswith("group:") and json.loads(state).get("promo") is not None:
-                    return False
+                    return "%s is promoting" % key
         finally:
             db.close()
-        return True
+        return None
 
     def settle(self):
         self.say("settle: faults end")
         self.heal()
-        quiet, waited = 0, 0.0
+        quiet, waited, why = 0, 0.0, None
         while waited < SETTLE_MAX_S:
             self.run_for(1.0)
             waited += 1.0
-            quiet = quiet + 1 if self.quiescent() else 0
+            why = self.busy()
+            quiet = quiet + 1 if why is None else 0
             if quiet >= QUIET_CHECKS:
                 self.say("quiescent after %.0f s" % waited)
                 return True
         self.checker.now = self.sched.now
-        self.checker.violation("stuck", "not quiescent %.0f s after the faults ended" % SETTLE_MAX_S)
+        self.checker.violation("stuck", "not quiescent %.0f s after the faults ended: %s" % (SETTLE_MAX_S, why))
         return False
 
     def final_check(self):
