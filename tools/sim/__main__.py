@@ -24,12 +24,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     skip = {int(x) for x in args.skip.split(",") if x.strip()}
-    faults, kinds, failed = Counter(), Counter(), []
+    faults, kinds, failed, stats = Counter(), Counter(), [], Counter()
     events = sim_time = 0
     t0 = time.monotonic()
     for seed in range(args.seed, args.seed + args.seeds):
         r = run_seed(seed, args.steps, trace=args.trace, mask=skip)
         faults.update(r.faults)
+        stats.update({k: r.stats[k] for k in ("queue_drops", "acked_after_store_error", "records", "wills")})
         events += r.events
         sim_time += r.sim_time
         if args.trace:
@@ -43,6 +44,8 @@ def main(argv=None):
     print("%d seeds x %d steps in %.1f s: %.2f seeds/s (%.0f simulated s, %d events)" % (
         args.seeds, args.steps, dt, args.seeds / dt if dt else 0.0, sim_time, events))
     print("faults injected: %s" % (", ".join("%s %d" % kv for kv in sorted(faults.items())) or "none"))
+    print("broker queue drops %d, wills %d, signed records %d, messages the gateway acked after a failed "
+          "store write %d" % (stats["queue_drops"], stats["wills"], stats["records"], stats["acked_after_store_error"]))
     print("violations: %d seed(s)%s" % (len(failed), "" if not kinds else " - " + ", ".join(
         "%s %d" % kv for kv in sorted(kinds.items()))))
     for r in failed[:3]:
