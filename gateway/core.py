@@ -6,7 +6,6 @@ and synchronously — the driver acknowledges an MQTT message only after the cal
 `kill -9` at any instant loses nothing the broker considered delivered.
 """
 import logging
-import time
 
 from ..shared import frame as FR
 from ..shared import topics as T
@@ -17,6 +16,7 @@ from ..shared.log import ChainEvent, Duplicate
 from ..shared import status as S
 from .store import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
+from .control.clock import ControlClock, FrameCounter
 from .migration import MigrationOrchestrator, status_of as migration_status
 from .fork import ForkOrchestrator, lineage_of
 from .standby import GroupError, StandbyOrchestrator, summary as group_summary, SYNC_EVERY_N, SYNC_EVERY_S
@@ -66,20 +66,27 @@ class Actions:
 
 
 class GatewayCore:
-    def __init__(self, store, keystore, gateway_id="gw1", deadline_ms=1500, input_log_max=100000):
+    """The driver supplies, besides store and keystore: `wall` (its wall clock: () -> seconds,
+    for what is persisted with a time), `counter_start` (the first frame counter: larger than
+    any a previous run used, e.g. from the wall clock in ms) and `rng` (a random.Random-like
+    source of operation ids: random.SystemRandom() in service, seeded in a simulation)."""
+
+    def __init__(self, store, keystore, gateway_id="gw1", deadline_ms=1500, input_log_max=100000, *, wall,
+                 counter_start, rng):
         self.store = store
         self.keystore = keystore
         self.id = gateway_id
         self.deadline = deadline_ms / 1000.0
         self.input_log_max = input_log_max  # the input log is bounded too: a cut is recorded if it ever matters
-        self.counter = int(time.time() * 1000) & 0x3FFFFFFF  # strictly increasing across restarts
+        self.clock = ControlClock(wall)
+        self.frame_counter = FrameCounter(counter_start, rng)  # (and operation ids)
         self.last_seen = {}       # node -> monotonic-ish `now` of the last heartbeat
         self.tails = {}           # origin -> EntityLog anchored at the stored head
         self.dirty = set()        # origins whose retained status must be republished
         self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
                          "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0,
                          "records": 0, "inputs_pruned": 0, "internal_errors": 0}  # (the driver counts the last one: see service.py)
-        self.records = RecordIssuer(store, keystore)  # signed discontinuity records (gateway/records.py)
+        self.records = RecordIssuer(store, keystore, clock=wall)  # signed discontinuity records (gateway/records.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
         self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
@@ -96,8 +103,7 @@ class GatewayCore:
     # -- frames -----------------------------------------------------------------------
 
     def _frame(self, ftype, body):
-        self.counter = (self.counter + 1) & 0xFFFFFFFF
-        return FR.encode(ftype, self.id, self.counter, body)
+        return FR.encode(ftype, self.id, self.frame_counter.next(), body)
 
     def status_frame(self, online):
         return T.gateway(self.id, "status"), self._frame(FR.STATUS, {"state": "online" if online else "offline"}), 1, True
@@ -105,6 +111,7 @@ class GatewayCore:
     # -- input ------------------------------------------------------------------------
 
     def on_message(self, topic, payload, now):
+        self.clock.advance(now)
         acts = Actions()
         parts = T.split(topic)
         if parts is None:
@@ -156,7 +163,7 @@ class GatewayCore:
             else:
                 if node in self.held_wills:  # (a will, then the node back at once: in that order)
                     self._will(acts, node)
-                self.store.upsert_node(node, NODE_ONLINE, last_seen=time.time())
+                self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
                 boot, key = body.get("boot"), "boot:" + node
                 prev = self.store.get_state(key)
                 rebooted = None if prev is None or not _is_int(boot) else prev.get("id") != boot
@@ -174,7 +181,7 @@ class GatewayCore:
                 "HEARTBEAT 'daemons' must be a list of maps with integer origin and epoch")
             was = self.store.node(node)
             # the write first: a body JSON cannot hold (bytes) raises TypeError before anything changed
-            self.store.upsert_node(node, NODE_ONLINE, info=body, last_seen=time.time())
+            self.store.upsert_node(node, NODE_ONLINE, info=body, last_seen=self.clock.wall())
             self.last_seen[node] = now
             if was is None or was.status != NODE_ONLINE:
                 log.info("node online node=%s board=%s heap=%s", node, body.get("board"), body.get("heap"))
@@ -213,6 +220,7 @@ class GatewayCore:
     def broker_back(self, now):
         """Connected again after broker_lost(): every node's heartbeat deadline starts now (a
         dead one misses it), enforced once the nodes had time to come back (grace)."""
+        self.clock.advance(now)
         if not self.blind:
             return  # the first connection: the wills queued for us are news (the deadline runs)
         self.blind = False
@@ -230,6 +238,7 @@ class GatewayCore:
 
     def tick(self, now):
         """Timers: heartbeat deadlines, deploy retries, throttled status publishing."""
+        self.clock.advance(now)
         acts = Actions()
         for node, t in list(self.held_wills.items()):
             if now - t >= WILL_HOLD_S:
@@ -246,7 +255,7 @@ class GatewayCore:
                     self.standby.on_node_down(acts, node, "silent for %.0f ms" % ((now - seen) * 1000))
         self._retry_deploys(acts, now)
         self.migrations.tick(acts)
-        self.standby.tick(acts, now)
+        self.standby.tick(acts)
         self.forks.tick(acts)
         for origin in sorted(self.dirty):
             acts.publish.append(self._daemon_status(origin))
@@ -345,7 +354,7 @@ class GatewayCore:
         self.dirty.add(origin)
         self.standby.on_event(acts, origin, link.sequence)
 
-    # -- honest discontinuity (issue 6): signed records ----------------------------------------
+    # -- honest discontinuity: signed records ----------------------------------------
 
     def _on_corruption(self, acts, node, at):
         """A node's ERROR `corruption` naming a daemon record `d<origin>`: a Corruption record,
@@ -510,7 +519,8 @@ class GatewayCore:
         self.store.add_daemon(info.origin, kind, info.public_key, host_node=node, epoch=1, status="provisioning")
         key = "deploy:%08x" % info.origin
         self.store.put_state(key, {"origin": info.origin, "kind": kind, "node": node, "epoch": 1,
-                                   "step": "push_keys", "client": client, "rid": rid, "started": time.time()})
+                                   "step": "push_keys", "client": client, "rid": rid,
+                                   "started": self.clock.stamp(key + ":started")})
         self.pending[key] = now
         log.info("deploy origin=%08x kind=%s node=%s", info.origin, kind, node)
         acts.push_keys.append((node, self._slots(node), key))
@@ -524,6 +534,7 @@ class GatewayCore:
 
     def keys_pushed(self, key, error, now):
         """The driver finished a push_keys action."""
+        self.clock.advance(now)
         acts = Actions()
         if key.startswith("migrate:"):
             self.migrations.keys_pushed(acts, key, error)
@@ -552,7 +563,8 @@ class GatewayCore:
             if st["step"] != "activate":
                 continue
             last = self.pending.get(key)
-            if time.time() - st["started"] > DEPLOY_TIMEOUT_S:
+            if self.clock.age(key + ":started", st["started"]) > DEPLOY_TIMEOUT_S:
+                self.clock.forget(key + ":started")
                 self.store.delete_state(key)
                 self.store.update_daemon(st["origin"], status="failed")
                 self.pending.pop(key, None)
@@ -570,6 +582,7 @@ class GatewayCore:
             if st["node"] == node and hosted.get(st["origin"]) == st["epoch"]:
                 self.store.delete_state(key)
                 self.pending.pop(key, None)
+                self.clock.forget(key + ":started")
                 self.store.update_daemon(st["origin"], status="active")
                 self.dirty.add(st["origin"])
                 log.info("deployed origin=%08x node=%s epoch=%d", st["origin"], node, st["epoch"])

@@ -12,7 +12,6 @@ retained on the child's `continuity` topic, and shown by `netedge record list`. 
 the child is restored as a promoted standby is (promote -> listen -> start: standby.py).
 """
 import logging
-import time
 
 from ..shared import cbor
 from ..shared import frame as FR
@@ -44,14 +43,14 @@ class ForkOrchestrator:
     def __init__(self, core):
         self.core = core
         self.store = core.store
+        self.clock = core.clock  # monotonic `now` and persisted steps' ages (control/clock.py)
 
     def _send(self, acts, node, cmd, st, **extra):
         body = dict(extra, cmd=cmd, m=st["m"], origin=st["origin"])
         acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
 
     def _next_id(self):
-        self.core.counter = (self.core.counter + 1) & 0xFFFFFFFF
-        return self.core.counter
+        return self.core.frame_counter.op_id()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -70,7 +69,7 @@ class ForkOrchestrator:
         if self.store.get_state(key_of(parent)) is not None:
             raise ValueError("a fork of %08x is being prepared already" % parent)
         st = {"origin": parent, "m": self._next_id(), "step": "snap", "to": to, "kind": d.kind,
-              "client": client, "rid": rid, "at": time.time(), "why": "requested"}
+              "client": client, "rid": rid, "at": self.clock.stamp(key_of(parent)), "why": "requested"}
         self.store.put_state(key_of(parent), st)
         self._send(acts, d.host_node, "snap", st)
 
@@ -94,7 +93,7 @@ class ForkOrchestrator:
                  last=None, window=InputWindow().to_obj())
         st = {"origin": child, "parent": parent, "fork_seq": fork_seq, "m": self._next_id(), "step": "keys",
               "to": to, "kind": d.kind, "rec": cbor.dumps(r, True).hex(), "why": why, "client": client,
-              "rid": rid, "at": time.time()}
+              "rid": rid, "at": self.clock.stamp(key_of(child))}
         self.store.put_state(key_of(child), st)
         log.warning("fork of %08x at seq %d: %08x on %s (%s)", parent, fork_seq, child, to, why)
         acts.push_keys.append((to, self.core._slots(to), key_of(child)))
@@ -108,7 +107,7 @@ class ForkOrchestrator:
             return
         if error:
             return self._fail(acts, st, "provisioning the key slot on %s failed: %s" % (st["to"], error))
-        st.update(step="restore", at=time.time())
+        st.update(step="restore", at=self.clock.stamp(key))
         self.store.put_state(key, st)
         # the node restores it as a promoted standby would (no migration code to load): promote,
         # listen (subscribe), start
@@ -128,17 +127,17 @@ class ForkOrchestrator:
             self.store.delete_state(key_of(origin))
             self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
         elif op == "restored" and st["step"] == "restore" and node == st["to"]:
-            st.update(step="listen", at=time.time())
+            st.update(step="listen", at=self.clock.stamp(key_of(origin)))
             self.store.put_state(key_of(origin), st)
             self._send(acts, node, "listen", st)
         elif op == "listening" and st["step"] == "listen" and node == st["to"]:
-            st.update(step="start", at=time.time())
+            st.update(step="start", at=self.clock.stamp(key_of(origin)))
             self.store.put_state(key_of(origin), st)
             self._send(acts, node, "start", st)
         elif op == "active" and st["step"] == "start" and node == st["to"]:
             self.store.delete_state(key_of(origin))
             self.store.put_state("forked:%08x" % origin, {"parent": st["parent"], "fork_seq": st["fork_seq"],
-                                                          "node": node, "why": st["why"], "at": time.time()})
+                                                          "node": node, "why": st["why"], "at": self.clock.wall()})
             self.store.update_daemon(origin, status="active")
             self.core.dirty.update((origin, st["parent"]))
             log.warning("fork %08x of %08x at seq %d is active on %s", origin, st["parent"], st["fork_seq"], node)
@@ -156,8 +155,7 @@ class ForkOrchestrator:
             self.core._reply(acts, st["client"], st["rid"], False, error="fork failed: %s" % why)
 
     def tick(self, acts):
-        now = time.time()
         for key, st in self.store.list_states(PREFIX):
             limit = KEYS_TIMEOUT_S if st["step"] == "keys" else STEP_TIMEOUT_S
-            if now - st["at"] > limit:
+            if self.clock.age(key, st["at"]) > limit:
                 self._fail(acts, st, "no answer in step %s for %ds" % (st["step"], limit))

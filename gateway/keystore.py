@@ -127,9 +127,12 @@ def verify(public_key, message, signature):
 
 
 class Keystore:
-    def __init__(self, store, kek_path, create_kek=True, clock=time.time):
+    def __init__(self, store, kek_path, create_kek=True, clock=time.time, seed_source=None):
+        """`seed_source`: () -> 32 random bytes for new keypairs (default: the OS's, through
+        PyNaCl); a simulation passes a seeded one so that its origins repeat run after run."""
         self.store = store
         self._clock = clock
+        self._seed_source = seed_source
         has_secrets = store.query("SELECT EXISTS (SELECT 1 FROM gateway_identity)"
                                   " OR EXISTS (SELECT 1 FROM keys)")[0][0]
         if has_secrets and not os.path.exists(kek_path):
@@ -159,7 +162,7 @@ class Keystore:
     def _load_identity(self):
         row = self.store.query("SELECT public_key, sealed FROM gateway_identity WHERE id = 1")
         if not row:
-            seed = _random_seed()
+            seed = self._new_seed()
             pk = bytes(nacl.signing.SigningKey(seed).verify_key)
             # OR IGNORE: another process may have created it first; we then load theirs.
             self.store.execute("INSERT OR IGNORE INTO gateway_identity (id, public_key, sealed, created)"
@@ -182,6 +185,12 @@ class Keystore:
         return bytes(self._identity.sign(bytes(message)).signature)
 
     # -- daemon keys ---------------------------------------------------------------------
+
+    def _new_seed(self):
+        seed = _random_seed() if self._seed_source is None else bytes(self._seed_source())
+        if len(seed) != SEED_SIZE:
+            raise KeystoreError("the seed source gave %d bytes, an ed25519 seed is %d" % (len(seed), SEED_SIZE))
+        return seed
 
     def _holder(self, origin):
         """(kind, public_key) of whoever holds `origin` - a key or a registered daemon - or None."""
@@ -206,7 +215,7 @@ class Keystore:
             raise KeystoreError("attempts must be >= 1")
         for _ in range(attempts):
             with self.store.transaction():  # check + insert atomically, across threads and processes
-                info, holder = self._insert(_random_seed(), kind)
+                info, holder = self._insert(self._new_seed(), kind)
             if holder is None:
                 return info
         raise OriginTaken(info.origin, info.public_key)

@@ -13,7 +13,6 @@ failure or timeout aborts back to the source (`resume`); after it the migration 
 forward (commands are re-sent).
 """
 import logging
-import time
 
 from ..shared import cbor
 from ..shared import failures as F
@@ -81,6 +80,7 @@ class MigrationOrchestrator:
     def __init__(self, core):
         self.core = core          # for the store, frames, replies, key slots and the dirty set
         self.store = core.store
+        self.clock = core.clock   # monotonic `now` and persisted steps' ages (control/clock.py)
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
         self.replays = {}         # origin -> the input-log replay in progress (batches, sent, acked)
@@ -93,9 +93,9 @@ class MigrationOrchestrator:
         acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
 
     def _step(self, st, step):
-        now = time.time()
-        st["phases"].append([st["step"], round((now - st["at"]) * 1000)])
-        st["step"], st["at"], st["tries"] = step, now, 0
+        key = state_key(st["origin"])
+        st["phases"].append([st["step"], round(self.clock.age(key, st["at"]) * 1000)])
+        st["step"], st["at"], st["tries"] = step, self.clock.stamp(key), 0
         self.store.put_state(state_key(st["origin"]), st)
         log.info("migration %d origin=%08x %s -> %s: %s", st["m"], st["origin"], st["source"], st["target"], step)
 
@@ -105,6 +105,8 @@ class MigrationOrchestrator:
         if self.replays.get(st["origin"], {}).get("st", {}).get("m") == st["m"]:
             del self.replays[st["origin"]]
         self.store.delete_state(state_key(st["origin"]))
+        self.clock.forget(state_key(st["origin"]))
+        self.clock.forget(state_key(st["origin"]) + ":started")
         if st.get("client") is not None:
             self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
 
@@ -120,7 +122,7 @@ class MigrationOrchestrator:
         # (RAM only: a restarted gateway re-drives from scratch when the node or tick() asks)
         self.replays[st["origin"]] = {"node": node, "st": {"m": st["m"], "origin": st["origin"]}, "id": self.replay_no,
                                       "batches": replay_batches(inputs) or [[]], "sent": 0, "acked": 0,
-                                      "t0": time.monotonic()}
+                                      "t0": self.clock.now}
         self._replay_next(acts, st["origin"], None)
         log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
                  len(inputs), after_seq, node)
@@ -145,7 +147,7 @@ class MigrationOrchestrator:
             self._send(acts, r["node"], "go", r["st"])
         st = self.store.get_state(state_key(origin))
         if st is not None and st["m"] == r["st"]["m"]:
-            st["at"] = time.time()  # progress: not a stalled step for tick()
+            st["at"] = self.clock.stamp(state_key(origin))  # progress: not a stalled step for tick()
             self.store.put_state(state_key(origin), st)
 
     def _replay_resend(self, acts, origin):
@@ -253,10 +255,10 @@ class MigrationOrchestrator:
             raise MigrationError("node %r cannot host kind %r (it has %s)" % (target, d.kind, n.info.get("kinds")))
         if any(x.get("origin") == origin for x in n.info.get("daemons") or [] if isinstance(x, dict)):
             raise MigrationError("node %r still hosts %08x" % (target, origin))
-        self.core.counter = (self.core.counter + 1) & 0xFFFFFFFF
-        st = {"m": self.core.counter, "origin": origin, "kind": d.kind, "source": d.host_node, "target": target,
-              "epoch": d.epoch, "step": "request", "at": time.time(), "tries": 0, "phases": [],
-              "client": client, "rid": rid, "started": time.time()}
+        st = {"m": self.core.frame_counter.op_id(), "origin": origin, "kind": d.kind, "source": d.host_node,
+              "target": target, "epoch": d.epoch, "step": "request", "at": self.clock.stamp(state_key(origin)),
+              "tries": 0, "phases": [], "client": client, "rid": rid,
+              "started": self.clock.stamp(state_key(origin) + ":started")}
         if origin in (n.info.get("keys") or []):
             self._step(st, "freeze")
             self._send(acts, st["source"], "freeze", st)
@@ -306,7 +308,7 @@ class MigrationOrchestrator:
                 # batches, each of which may fail, and re-driving on each one multiplies replays
                 # until the target runs out of heap.  (tick() retries if this one fails too.)
                 r = self.replays.get(origin)
-                if r is not None and time.monotonic() - r["t0"] < REDRIVE_GAP_S:
+                if r is not None and self.clock.now - r["t0"] < REDRIVE_GAP_S:
                     log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way",
                              m, origin, why)
                     return
@@ -328,7 +330,7 @@ class MigrationOrchestrator:
             if (c["m"], c["o"]) != (m, origin):
                 raise FR.MalformedFrame("chunk of another migration")
             try:
-                rec = rx.feed(c, time.monotonic())
+                rec = rx.feed(c, self.clock.now)
             except X.TransferError as e:
                 if e.args[0] != "stale":  # (a redelivery)
                     self._abort(acts, st, "%s: snapshot transfer: %s" % (F.NAMES[F.STATE_FAILED], e.args))
@@ -409,7 +411,7 @@ class MigrationOrchestrator:
     def _complete(self, acts, st, seq):
         origin = st["origin"]
         mig = S.migrated(st["seq"], st["source"], st["target"]).to_obj()
-        self.store.put_state(done_key(origin), dict(mig, m=st["m"], at=time.time()))
+        self.store.put_state(done_key(origin), dict(mig, m=st["m"], at=self.clock.wall()))
         self.store.update_daemon(origin, status="active")
         self.core.dirty.add(origin)
         log.info("migrated origin=%08x %s -> %s at seq %d epoch %d", origin, st["source"], st["target"], st["seq"],
@@ -417,7 +419,8 @@ class MigrationOrchestrator:
         self._finish(acts, st, True, result={"origin": origin, "source": st["source"], "target": st["target"],
                                              "epoch": st["epoch"] + 1, "migration_seq": st["seq"], "seq": seq,
                                              "phases": st["phases"],
-                                             "ms": round((time.time() - st["started"]) * 1000, 1)})
+                                             "ms": round(self.clock.age(state_key(origin) + ":started",
+                                                                          st["started"]) * 1000, 1)})
 
     # -- nodes going down and coming back (the crash matrix, docs/PROTOCOL.md §16) ---------
 
@@ -482,17 +485,16 @@ class MigrationOrchestrator:
     # -- timers ---------------------------------------------------------------------------
 
     def tick(self, acts):
-        now = time.time()
         for key, st in self.store.list_states("migrate:"):
             step = st["step"]
             limit = KEYS_TIMEOUT_S if step == "push_keys" else PHASE_TIMEOUT_S
-            if now - st["at"] <= limit:
+            if self.clock.age(key, st["at"]) <= limit:
                 continue
             if step in PRE_BUMP:
                 self._abort(acts, st, "%s: no answer in %ds" % (F.NAMES[F.TIMEOUT], limit))
                 continue
             st["tries"] += 1
-            st["at"] = now
+            st["at"] = self.clock.stamp(key)
             if st["tries"] > MAX_RETRIES:
                 log.error("migration %d origin=%08x stuck in %s", st["m"], st["origin"], step)
                 self.store.put_state(key, st)

@@ -1,4 +1,4 @@
-"""Signed records issued by the gateway: honest discontinuity, never a silent repair (issue 6).
+"""Signed records issued by the gateway: honest discontinuity, never a silent repair.
 
 Ingestion (gateway/core.py) calls a RecordIssuer when it refuses something that says a daemon's
 chain no longer verifies: a link that fails validation (ChainBreak), a different event at a

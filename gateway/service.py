@@ -7,6 +7,7 @@ Messages are acknowledged (manual ack) only after the core has stored them.
 import logging
 import os
 import queue
+import random
 import signal
 import socket
 import threading
@@ -23,6 +24,12 @@ from .store import Store
 log = logging.getLogger("netedge.gateway")
 TICK_S = 0.05
 REDIAL_MIN_S, REDIAL_MAX_S = 0.2, 5.0  # backoff between attempts to reach a lost broker
+
+
+def core_sources():
+    """What a GatewayCore takes from the world: the wall clock, a frame counter start above any a
+    previous run used (milliseconds of the wall clock, 30 bits), unpredictable operation ids."""
+    return {"wall": time.time, "counter_start": int(time.time() * 1000) & 0x3FFFFFFF, "rng": random.SystemRandom()}
 
 
 def setup_logging(level="INFO"):
@@ -90,7 +97,8 @@ class GatewayService:
         os.makedirs(self.cfg.data_dir, mode=0o700, exist_ok=True)
         self.store = Store(self.cfg.db_path)
         keystore = Keystore(self.store, self.cfg.kek_path)
-        self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max)
+        self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max,
+                                **core_sources())
         self.core.provisionable = self.cfg.nodes.__contains__  # (nodes with a [nodes.X] entry)
         if self.cfg.http:
             self._start_http()

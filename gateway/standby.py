@@ -13,7 +13,6 @@ cannot supply one of those inputs, the events are lost for real: the gateway say
 signed NodeCrash record instead of pretending (see `recover_lost`).
 """
 import logging
-import time
 
 from ..shared import cbor
 from ..shared import failures as F
@@ -30,6 +29,7 @@ SYNC_EVERY_N = 50         # default policy: a sync after this many events ...
 SYNC_EVERY_S = 5.0        # ... or this many seconds with new events
 REPLY_TIMEOUT_S = 3.0     # a sync or promotion step without an answer is retried elsewhere
 ACTIVATE_RETRY_S = 1.0
+CREATE_TIMEOUT_S = 30     # a group's activation and first sync, from its creation
 FEED_WINDOW = 3           # feed batches in flight: hides the round trip, stays within a node's queue
 MAX_PROMOTIONS_KEPT = 8
 
@@ -46,6 +46,7 @@ class StandbyOrchestrator:
     def __init__(self, core):
         self.core = core
         self.store = core.store
+        self.clock = core.clock  # monotonic `now` and persisted steps' ages (control/clock.py)
         # every group in RAM: chain events consult it per event, without a query
         self.groups = {st["origin"]: st for _, st in self.store.list_states(PREFIX)}
         self.backlog = {}  # origin -> [input batches for the promoted node, last input id read]
@@ -57,8 +58,13 @@ class StandbyOrchestrator:
         self.core.dirty.add(st["origin"])
 
     def _next_id(self):
-        self.core.counter = (self.core.counter + 1) & 0xFFFFFFFF
-        return self.core.counter
+        return self.core.frame_counter.op_id()
+
+    def _stamp(self, st, what):
+        return self.clock.stamp("%s:%s" % (key_of(st["origin"]), what))
+
+    def _age(self, st, what, at):
+        return self.clock.age("%s:%s" % (key_of(st["origin"]), what), at)
 
     def _send(self, acts, node, cmd, st, m, **extra):
         body = dict(extra, cmd=cmd, m=m, origin=st["origin"])
@@ -112,7 +118,8 @@ class StandbyOrchestrator:
               "members": {n: {"role": "active" if i == 0 else "standby", "seq": None, "up": True}
                           for i, n in enumerate(chosen)},
               "sync_n": sync_n, "sync_s": sync_s, "sync": None, "last_sync": None, "keys": list(chosen),
-              "promo": None, "promotions": [], "client": client, "rid": rid, "created": time.time(), "at": time.time()}
+              "promo": None, "promotions": [], "client": client, "rid": rid}
+        st["created"], st["at"] = self._stamp(st, "created"), self._stamp(st, "at")
         self.groups[origin] = st
         self._save(st)
         log.info("standby group %08x kind=%s members=%s", origin, kind, chosen)
@@ -152,7 +159,7 @@ class StandbyOrchestrator:
         """sync_standbys(): ask the active for a copy (it keeps processing)."""
         if st["sync"] is not None or st["step"] not in ("sync0", "running"):
             return False
-        st["sync"] = {"m": self._next_id(), "at": time.time()}
+        st["sync"] = {"m": self._next_id(), "at": self._stamp(st, "sync")}
         self._save(st)
         self._send(acts, st["active"], "snap", st, st["sync"]["m"])
         return True
@@ -187,8 +194,8 @@ class StandbyOrchestrator:
             head, r = check_snapshot(body, origin)
             rec = body["rec"]
             self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
-            st["last_sync"] = {"seq": head.sequence, "at": time.time()}
-            st["sync"]["at"] = time.time()
+            st["last_sync"] = {"seq": head.sequence, "at": self._stamp(st, "last_sync")}
+            st["sync"]["at"] = self._stamp(st, "sync")
             self._save(st)
             standbys = [n for n, mb in st["members"].items() if mb["role"] == "standby"]
             self._keep(acts, st, standbys)
@@ -330,8 +337,9 @@ class StandbyOrchestrator:
         if snap is not None and held != snap.seq:
             extra["rec"] = snap.data  # its own copy is older or unknown: ship the gateway's
         st["promo"] = {"m": self._next_id(), "to": to, "from": old, "epoch": epoch, "why": why,
-                       "seq": snap.seq if snap is not None else 0, "at": time.time(),
-                       "started": promo.get("started", time.time()), "tried": tried + [to]}
+                       "seq": snap.seq if snap is not None else 0, "at": self._stamp(st, "promo"),
+                       "started": promo["started"] if "started" in promo else self._stamp(st, "promo_started"),
+                       "tried": tried + [to]}
         st["members"][old]["role"] = "standby"
         st["members"][to]["role"] = "active"
         st["active"], st["step"] = to, "promoting"
@@ -361,7 +369,7 @@ class StandbyOrchestrator:
             return  # (a repeated or unexpected `fed`)
         if fed is not None:
             promo["acked"] += 1
-        promo["at"] = time.time()
+        promo["at"] = self._stamp(st, "promo")
         batches = backlog[0]
         while promo["sent"] < len(batches) and promo["sent"] - promo["acked"] < FEED_WINDOW:
             b = promo["sent"]
@@ -381,7 +389,7 @@ class StandbyOrchestrator:
             self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batch)
         self._send(acts, promo["to"], "start", st, promo["m"])
         promo["replayed"] += len(tail)
-        promo["at"] = time.time()
+        promo["at"] = self._stamp(st, "promo")
         self._save(st)
 
     def _lost(self, acts, st, missing):
@@ -396,7 +404,7 @@ class StandbyOrchestrator:
         child = self.core.forks.from_snapshot(acts, origin, snap.seq, snap.data, promo["to"],
                                               "NodeCrash: events %d.. lost" % missing)
         st["step"], st["promo"] = "lost", None
-        st["lost"] = {"snapshot_seq": promo["seq"], "missing": missing, "child": child, "at": time.time()}
+        st["lost"] = {"snapshot_seq": promo["seq"], "missing": missing, "child": child, "at": self.clock.wall()}
         self._save(st)
 
     def _promoted(self, acts, st, seq):
@@ -405,7 +413,7 @@ class StandbyOrchestrator:
         st["step"] = "running"
         done = {"from": promo["from"], "to": promo["to"], "epoch": promo["epoch"], "why": promo["why"],
                 "snapshot_seq": promo["seq"], "replayed": promo.get("replayed", 0), "seq": seq,
-                "ms": round((time.time() - promo["started"]) * 1000), "at": time.time()}
+                "ms": round(self._age(st, "promo_started", promo["started"]) * 1000), "at": self.clock.wall()}
         st["promotions"] = (st["promotions"] + [done])[-MAX_PROMOTIONS_KEPT:]
         st["members"][promo["to"]]["seq"] = None
         self.store.update_daemon(st["origin"], status="active")
@@ -416,29 +424,29 @@ class StandbyOrchestrator:
 
     # -- timers ---------------------------------------------------------------------------------
 
-    def tick(self, acts, now):
-        t = time.time()
+    def tick(self, acts):
         for st in list(self.groups.values()):
             step = st["step"]
-            if step == "activate" and t - st["at"] >= ACTIVATE_RETRY_S:
-                st["at"] = t
+            if step == "activate" and self._age(st, "at", st["at"]) >= ACTIVATE_RETRY_S:
+                st["at"] = self._stamp(st, "at")
                 body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": 1}
                 acts.publish.append((T.node(st["active"], "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
-                if t - st["created"] > 30:
-                    self._fail(acts, st, "node %s did not activate it in 30 s" % st["active"])
-            elif step == "promoting" and t - st["promo"]["at"] > REPLY_TIMEOUT_S:
+                if self._age(st, "created", st["created"]) > CREATE_TIMEOUT_S:
+                    self._fail(acts, st, "node %s did not activate it in %d s" % (st["active"], CREATE_TIMEOUT_S))
+            elif step == "promoting" and self._age(st, "promo", st["promo"]["at"]) > REPLY_TIMEOUT_S:
                 self._promote(acts, st, "%s did not answer the promotion" % st["promo"]["to"], failed=st["promo"]["to"])
-            elif st["sync"] is not None and t - st["sync"]["at"] > REPLY_TIMEOUT_S:
+            elif st["sync"] is not None and self._age(st, "sync", st["sync"]["at"]) > REPLY_TIMEOUT_S:
                 st["sync"] = None  # retried by the policy below
                 self._save(st)
-            elif step == "sync0" and t - st["created"] > 30:
-                self._fail(acts, st, "the first sync of the standbys did not complete in 30 s")
+            elif step == "sync0" and self._age(st, "created", st["created"]) > CREATE_TIMEOUT_S:
+                self._fail(acts, st, "the first sync of the standbys did not complete in %d s" % CREATE_TIMEOUT_S)
             elif step == "sync0" and st["sync"] is None:
                 self.sync(acts, st)
             elif step == "running" and st["sync"] is None:
                 last = st["last_sync"]
                 head = self.store.head(st["origin"])
-                if last and head and head.sequence > last["seq"] and t - last["at"] >= st["sync_s"]:
+                if last and head and head.sequence > last["seq"] and \
+                        self._age(st, "last_sync", last["at"]) >= st["sync_s"]:
                     self.sync(acts, st)
 
 

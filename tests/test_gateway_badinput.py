@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netedge.gateway.core import GatewayCore
+from netedge.gateway.service import core_sources
 from netedge.gateway.keystore import Keystore
 from netedge.gateway.store import Store
 from netedge.shared import cbor
@@ -47,7 +48,7 @@ class Rig:
     def __init__(self, d):
         self.store = Store(os.path.join(d, "netedge.db"), synchronous="NORMAL")
         self.keystore = Keystore(self.store, os.path.join(d, "kek"))
-        self.core = GatewayCore(self.store, self.keystore, "gw1")
+        self.core = GatewayCore(self.store, self.keystore, "gw1", **core_sources())
         self.now = 100.0
         self.counters = {}
         for n in (NODE, OTHER):
@@ -398,7 +399,7 @@ def test_duplicate_is_idempotent_and_conflict_refused(rig):
         assert refused_with_record(rig, chain, rig.chain_frame(horizon), "conflicts") == 1
     assert [e == s for e, s in zip(rig.events, rig.store.events(o, 1))] == [True] * 3
     # the same after a gateway restart (the tail is rebuilt from the store)
-    rig.core = GatewayCore(rig.store, rig.keystore, "gw1")
+    rig.core = GatewayCore(rig.store, rig.keystore, "gw1", **core_sources())
     rig.rejected(chain, rig.chain_frame(rig.events[-1]), counter="duplicates")
     assert refused_with_record(rig, chain, rig.chain_frame(ChainEvent(rig.events[-1].link, b"?")), "conflicts") == 1
     ev = rig.next_event(b"after restart")
@@ -703,7 +704,7 @@ def test_heartbeat_deadline_marks_a_silent_node_suspect(tmp_path):
     from netedge.gateway.keystore import Keystore
     from netedge.gateway.store import Store
     store = Store(str(tmp_path / "db.sqlite"))
-    core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500)
+    core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500, **core_sources())
     hb = FR.encode(FR.HEARTBEAT, "n9", 1, {"board": "unix", "kinds": ["counter"], "daemons": []})
     core.on_message(T.node("n9", "hb"), hb, 100.0)
     assert store.node("n9").status == "online"
@@ -733,7 +734,7 @@ def test_wills_a_broker_sends_as_it_goes_away_fail_nothing_over(tmp_path):
     from netedge.gateway.keystore import Keystore
     from netedge.gateway.store import Store
     store = Store(str(tmp_path / "db.sqlite"))
-    core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500)
+    core = GatewayCore(store, Keystore(store, str(tmp_path / "kek")), "gw1", deadline_ms=500, **core_sources())
     core.broker_back(99.0)  # the first connection is no reconnection: wills count at once
     core.on_message(T.node("n0", "hb"), FR.encode(FR.HEARTBEAT, "n0", 1, {"board": "unix", "kinds": [],
                                                                          "daemons": []}), 99.1)

@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 from netedge.gateway import records as GR
 from netedge.gateway.cli import main as cli_main
 from netedge.gateway.core import GatewayCore
+from netedge.gateway.service import core_sources
 from netedge.shared import frame as FR
 from netedge.shared import records as R
 from netedge.shared import topics as T
@@ -302,7 +303,7 @@ def test_same_fault_twice_is_one_record(rig):
     cont = ChainEvent(CausalLink(o, 0, 3, other.forward), b"fork 2")
     assert rig.send(chain, rig.chain_frame(cont)).publish == []
     # ... and across a gateway restart (dedup keys are in the store)
-    rig.core = GatewayCore(rig.store, rig.keystore, "gw1")
+    rig.core = GatewayCore(rig.store, rig.keystore, "gw1", **core_sources())
     assert rig.send(chain, rig.chain_frame(bad)).publish == []
     assert rig.send(chain, rig.chain_frame(other)).publish == []
     recs = rig.store.records(origin=o)
