@@ -292,8 +292,9 @@ def test_cli_errors(capsys, tmp_path):
     assert rc == 2 and "line 1" in err
     rc, _, err = run_cli(capsys, "--file", str(tmp_path / "missing.jsonl"))
     assert rc == 2 and "cannot read" in err
-    rc, _, err = run_cli(capsys, "--daemon", "xyz", "--file", FIXTURE)
-    assert rc == 2 and "8 hex digits" in err
+    for spelling in ("xyz", "1A2B3C4D", "0x1a2b3c"):
+        rc, _, err = run_cli(capsys, "--daemon", spelling, "--file", FIXTURE)
+        assert rc == 2 and "8 lowercase hex digits" in err
     from netedge.gateway.broker import free_port
     rc, _, err = run_cli(capsys, "--broker", "mqtt://127.0.0.1:%d" % free_port())
     assert rc == 2 and "cannot reach the broker" in err and "--broker" in err

@@ -18,7 +18,8 @@ protocol's binary values expanded into readable fields (docs/PROTOCOL.md):
 
 Anything that is not a valid frame becomes a record with "error": {"name": <typed error class>,
 "message": ...}; a frame whose body holds a bad link/proof/record keeps its fields and gets an
-"error" as well.  Topic/type combinations §11 does not allow are listed under "warnings".
+"error" as well.  Topic/type combinations §11 does not allow (shared/topic_types.py)
+are listed under "warnings".
 
 The capture format (`netedge trace --record`, `tests/fixtures/trace_capture.jsonl`) is JSONL, one
 raw message a line: {"t": epoch seconds, "topic": ..., "payload": hex, "qos", "retain"} plus optional
@@ -31,6 +32,7 @@ from ..shared import cbor
 from ..shared import event as EV
 from ..shared import frame as FR
 from ..shared import topics as T
+from ..shared.topic_types import frame_types
 from ..shared.link import CausalLink, LINK_SIZE, forward_hash, h8
 
 PROOF_SIZE = 36
@@ -41,14 +43,6 @@ LINK_KEYS = ("l", "head", "link", "last_verified", "failed_link", "fork_genesis"
 ORIGIN_KEYS = ("o", "origin", "original_origin", "forked_origin")
 HASH_KEYS = ("next", "genesis_hash", "head_hash", "original_hash", "fork_hash", "from_hash", "to_hash", "h8",
              "input_h8", "fwd")
-
-# §11: the frame type each topic carries
-EXPECTED_TYPE = {
-    ("d", "in"): FR.INPUT, ("d", "chain"): FR.CHAIN_EVENT, ("d", "status"): FR.STATUS,
-    ("node", "status"): FR.STATUS, ("node", "hb"): FR.HEARTBEAT, ("node", "err"): FR.ERROR,
-    ("node", "ctl"): FR.CONTROL, ("gw", "status"): FR.STATUS, ("gw", "req"): FR.CONTROL,
-    ("gw", "rep"): FR.STATUS,
-}
 
 # body decoding caps: the gateway may be generous (heartbeats list every daemon)
 _MAX_DEPTH = 32
@@ -253,11 +247,10 @@ def _describe(topic, payload, t, meta):
         rec["error"] = {"name": type(problems[0][1]).__name__, "message": "; ".join(
             "%s%s" % ("%s: " % (k,) if k is not None else "", e if len(problems) == 1 else "%s: %s" % (type(e).__name__, e))
             for k, e in problems)}
-    if where and len(where) >= 3:
-        want = EXPECTED_TYPE.get((where[0], where[2]))
-        if want is not None and want != f.type:
-            rec.setdefault("warnings", []).append("%s on a %s topic (expected %s)" % (
-                f.type_name(), where[2], FR.TYPES[want]))
+    want = frame_types(where)
+    if want is not None and f.type not in want:
+        rec.setdefault("warnings", []).append("%s on a %s topic (expected %s)" % (
+            f.type_name(), where[2], " or ".join(FR.TYPES[t] for t in want)))
     return rec
 
 

@@ -1,4 +1,5 @@
 """netedge daemon deploy|list|stop."""
+from ...shared import topics as T
 from ..config import load
 from . import CliError
 
@@ -25,11 +26,9 @@ def register(sub):
 
 def parse_origin(text):
     try:
-        if len(text) != 8:
-            raise ValueError
-        return int(text, 16)
+        return T.parse_origin(text)
     except ValueError:
-        raise CliError("origin %r: expected 8 hex digits, as `netedge daemon list` shows" % text)
+        raise CliError("origin %r: expected 8 lowercase hex digits, as `netedge daemon list` shows" % text)
 
 
 def deploy(args):

@@ -68,7 +68,7 @@ class Filter:
             try:
                 origin = T.parse_origin(d)
             except ValueError:
-                raise CliError("--daemon %r: expected 8 hex digits, as `netedge daemon list` shows" % d)
+                raise CliError("--daemon %r: expected 8 lowercase hex digits, as `netedge daemon list` shows" % d)
             self.rules.append((T.daemon(origin, "#"), None))
         if not self.rules:
             self.rules.append((T.ALL, None))
