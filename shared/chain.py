@@ -1,39 +1,11 @@
-"""Chain validation: ChainError (with its wire codes) and validate_chain_link.
+"""Chain validation: validate_chain_link, and ChainError with its wire codes (from
+shared/chain_errors.py, re-exported here: the gateway, the log and the proofs import them from here).
 
 Split from shared/link.py so that a node, which builds its own chains but never validates
-another's, does not pay for these classes in its heap.  The gateway, the log and the proofs
-import them from here.
+another's, does not pay for it in its heap.
 """
-from .errors import NetedgeError
+from .chain_errors import CHAIN_ERRORS, ChainError, OriginMismatch, ParentHashMismatch, SequenceGap  # noqa: F401
 from .link import U64_MAX
-
-
-class ChainError(NetedgeError):
-    """A link that does not follow its predecessor.  `code` is the wire code (docs/PROTOCOL.md)."""
-    code = 0
-
-    def __init__(self, expected, got):
-        self.expected = expected
-        self.got = got
-        super().__init__("%s: expected %d, got %d" % (self.__class__.__name__, expected, got))
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.expected == other.expected and self.got == other.got
-
-
-class OriginMismatch(ChainError):
-    code = 1
-
-
-class SequenceGap(ChainError):
-    code = 2
-
-
-class ParentHashMismatch(ChainError):
-    code = 3
-
-
-CHAIN_ERRORS = {1: OriginMismatch, 2: SequenceGap, 3: ParentHashMismatch}
 
 
 def validate_chain_link(prev_link, prev_forward, new_link):

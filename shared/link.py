@@ -1,5 +1,5 @@
-"""CausalLink (24 bytes) and the chain builder.  Validation (ChainError, validate_chain_link) lives
-in shared/chain.py, which a node never imports (heap).
+"""CausalLink (24 bytes) and the chain builder.  Validation (validate_chain_link) lives in
+shared/chain.py, which a node never imports (heap); the errors in shared/chain_errors.py.
 
 Wire: origin_hash u32 | horizon u32 | sequence u64 | parent_hash u64, little-endian, no padding.
 next.parent_hash = H8(prev_link_bytes || prev_payload): the "forward hash" of the previous event.
@@ -72,7 +72,7 @@ class CausalLink:
     def next(self, payload, horizon=0):
         """The link that follows this one when this link's event carried `payload`."""
         if self.sequence >= U64_MAX:
-            from .chain import SequenceGap  # (lazily: the node never loads chain.py otherwise)
+            from .chain_errors import SequenceGap  # (lazily: a node loads it only here)
             raise SequenceGap(U64_MAX, self.sequence)
         return CausalLink(self.origin_hash, horizon, self.sequence + 1, self.forward_hash(payload))
 
@@ -118,7 +118,7 @@ class ChainBuilder:
     def append(self, payload, horizon=0):
         """Emit the next link for an event carrying `payload`; return the new link."""
         if self.head.sequence >= U64_MAX:
-            from .chain import SequenceGap  # (lazily: the node never loads chain.py otherwise)
+            from .chain_errors import SequenceGap  # (lazily: a node loads it only here)
             raise SequenceGap(U64_MAX, self.head.sequence)
         link = CausalLink(self.head.origin_hash, horizon, self.head.sequence + 1, self.next_parent)
         self.head = link
