@@ -8,8 +8,12 @@ from collections import Counter
 
 import pytest
 
-from netedge.gateway import core as gateway_core
-from netedge.gateway import migration as gateway_migration
+from importlib.util import find_spec
+
+if find_spec("netedge.gateway.control.core") is not None:
+    from netedge.gateway.control import core as gateway_core, migration as gateway_migration
+else:  # (before the control plane moved to gateway/control/)
+    from netedge.gateway import core as gateway_core, migration as gateway_migration
 from netedge.shared import dedup
 from netedge.shared import frame as FR
 from netedge.tools.sim import findings

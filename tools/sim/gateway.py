@@ -12,7 +12,12 @@ import os
 import random
 import sqlite3
 
-from ...gateway.core import GatewayCore
+from importlib.util import find_spec
+
+if find_spec("netedge.gateway.control.core") is not None:
+    from ...gateway.control.core import GatewayCore
+else:  # (before the control plane moved to gateway/control/)
+    from ...gateway.core import GatewayCore
 from ...gateway.keystore import Keystore
 from ...gateway.store import Store
 from ...shared import topics as T
