@@ -1,4 +1,4 @@
-"""Live-migration latency (issue 5): p50/p99 of `migrate` for a daemon with 1 KiB and 16 KiB of
+"""Live-migration latency: p50/p99 of `migrate` for a daemon with 1 KiB and 16 KiB of
 state while a separate publisher keeps feeding it, beside the MQTT floor measured in the same
 run (a QoS 1 publish -> receive round trip through the same Mosquitto) and their ratio.
 

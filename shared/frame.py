@@ -19,7 +19,7 @@ VERSION = 1
 # 8 KB: a node holds the frame, its decoded body and the MQTT buffer at once in ~100 KB of heap.
 MAX_FRAME = 8192
 
-# Type registry. A later issue adds a code here (constant + TYPES entry, next free number,
+# Type registry. A new frame type adds a code here (constant + TYPES entry, next free number,
 # never reuse one) or calls register_type() from its own module, and documents it in PROTOCOL.md.
 INPUT = 1          # an input event to a daemon inbox
 CHAIN_EVENT = 2    # link + payload emitted by a daemon

@@ -1,4 +1,4 @@
-"""The migration crash matrix (issue 5): for each phase, `kill -9` the source and, separately,
+"""The migration crash matrix: for each phase, `kill -9` the source and, separately,
 the target while the migration is there, then restart the killed node from its flash.
 
 Real parts only: Mosquitto, the gateway process, unix-port nodes (96K heap, firmware in their ROM

@@ -1,5 +1,5 @@
 """The live status page (`netedge gateway --http`): rendering from a store with fixture rows, the
-in-process server's routes, and headless Chromium watching a real migration (issue 7 item 3)."""
+in-process server's routes, and headless Chromium watching a real migration."""
 import json
 import os
 import re
