@@ -10,6 +10,7 @@ import queue
 import random
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import paho.mqtt.client as paho
 
 from ..shared import topics as T
-from .core import GatewayCore
+from . import driver
+from .control.core import GatewayCore
 from .keystore import Keystore
 from .store import Store
 
@@ -96,10 +98,8 @@ class GatewayService:
     def open(self):
         os.makedirs(self.cfg.data_dir, mode=0o700, exist_ok=True)
         self.store = Store(self.cfg.db_path)
-        keystore = Keystore(self.store, self.cfg.kek_path)
-        self.core = GatewayCore(self.store, keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max,
-                                **core_sources())
-        self.core.provisionable = self.cfg.nodes.__contains__  # (nodes with a [nodes.X] entry)
+        self.keystore = Keystore(self.store, self.cfg.kek_path)
+        self.core = self._new_core()
         if self.cfg.http:
             self._start_http()
         b = self.cfg.broker
@@ -128,6 +128,28 @@ class GatewayService:
             log.warning("broker unreachable (%s): next attempt in %.1f s", e, REDIAL_MIN_S)
         return self
 
+    def _new_core(self, old=None):
+        """A GatewayCore over the store: at start, and to rebuild one whose memory went ahead of a
+        transaction that did not commit (driver.py).  The counters carry over."""
+        core = GatewayCore(self.store, self.keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max,
+                           **core_sources())
+        core.provisionable = self.cfg.nodes.__contains__  # (nodes with a [nodes.X] entry)
+        if old is not None:
+            core.counters.update(old.counters)
+            core.blind, core.grace_until = old.blind, old.grace_until
+        return core
+
+    def _run(self, entry, *args):
+        """One entry point of the core under the Ready rule (driver.py): its writes committed in one
+        transaction, then its frames published.  Returns the Outcome (its `ack` for a message)."""
+        out = driver.run(self.store, entry, *args, store_errors=(sqlite3.Error,))
+        if out.error is not None:
+            self.core.counters["internal_errors"] += not out.store_failed
+            self.core = self._new_core(self.core)
+        if out.effects is not None:
+            self._do(out.effects)
+        return out
+
     def _start_http(self):
         from .commands import CliError
         from .http import StatusServer
@@ -146,24 +168,28 @@ class GatewayService:
         nodelay(client)
         client.subscribe([(T.ALL, 1)])
         self._publish(self.core.status_frame(True))
-        self.core.broker_back(time.monotonic())
+        self._run(self.core.broker_back, time.monotonic())
         self.connected.set()
         log.info("connected to broker session_present=%s", getattr(flags, "session_present", flags))
 
     def _on_message(self, client, userdata, msg):
         try:
-            acts = self.core.on_message(msg.topic, msg.payload, time.monotonic())
-            self._do(acts)
-        except Exception:
-            # The core refuses bad frames itself; anything reaching here is a gateway bug (or a
-            # topic that is not UTF-8).  paho would re-raise it out of loop() and stop the whole
-            # control plane, so log it with its traceback and keep serving (invariant 5).
-            self.core.counters["internal_errors"] += 1
-            log.exception("internal error on a message (topic %r, %d bytes): gateway bug, please report",
-                          getattr(msg, "_topic", b"?"), len(msg.payload or b""))
-        finally:
-            if msg.qos:
-                client.ack(msg.mid, msg.qos)  # stored (or rejected) first: only now may the broker forget it
+            topic = msg.topic
+        except UnicodeDecodeError:  # (paho decodes lazily): not a topic we ever subscribe to by name
+            log.warning("bad frame: a topic that is not UTF-8 (%d bytes): dropped", len(msg.payload or b""))
+            self.core.counters["malformed"] += 1
+            topic = None
+        # The core refuses bad frames itself; an exception out of it is a gateway bug: paho would
+        # re-raise it out of loop() and stop the whole control plane, so driver.run logs it with its
+        # traceback and we keep serving (invariant 5).
+        out = self._run(self.core.on_message, topic, msg.payload, time.monotonic()) if topic is not None else None
+        if out is not None and not out.ack:
+            # not stored: the broker must keep it.  Unacknowledged, it comes again on the next
+            # connection of our persistent session: drop this one (step() dials again)
+            client.disconnect()
+            return
+        if msg.qos:
+            client.ack(msg.mid, msg.qos)  # stored (or rejected) first: only now may the broker forget it
 
     def _publish(self, item):
         topic, data, qos, retain = item
@@ -176,7 +202,7 @@ class GatewayService:
             if getattr(self.pusher, "local", lambda n: False)(node):
                 # done now, not at the next loop round (up to TICK_S later): a migration to a
                 # board that lacks the key slot waits for this
-                self._do(self.core.keys_pushed(key, self._push(node, slots), time.monotonic()))
+                self._run(self.core.keys_pushed, key, self._push(node, slots), time.monotonic())
             else:  # USB provisioning takes seconds: a worker thread, reported through `done`
                 self.pool.submit(self._push_later, node, slots, key)
 
@@ -201,8 +227,8 @@ class GatewayService:
                 key, err = self.done.get_nowait()
             except queue.Empty:
                 break
-            self._do(self.core.keys_pushed(key, err, now))
-        self._do(self.core.tick(now))
+            self._run(self.core.keys_pushed, key, err, now)
+        self._run(self.core.tick, now)
 
     def _redial(self):
         """The broker is gone (restarted, upgraded, the network): dial it again with a backoff.

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netedge.gateway.core import GatewayCore
+from netedge.gateway.control.core import GatewayCore
 from netedge.gateway.service import core_sources
 from netedge.gateway.keystore import Keystore
 from netedge.gateway.store import Store
@@ -542,36 +542,98 @@ def test_fuzz_wrong_bodies_other_topics(fuzz_rig, data):
     r.rejected(topic, r.frame(ftype, body, sender), replies=leaf == "req")  # a non-map body has no id to answer
 
 
-def test_service_survives_a_core_bug(tmp_path, caplog):
-    """The driver's last resort: an exception out of the core (a gateway bug) is logged with its
-    traceback and counted; the message is still acknowledged and the loop keeps running."""
+class FakeClient:
+    """paho's client as the service's message handler uses it."""
+
+    def __init__(self):
+        self.acked, self.published, self.disconnects = [], [], 0
+
+    def ack(self, mid, qos):
+        self.acked.append((mid, qos))
+
+    def publish(self, topic, data, qos, retain):
+        self.published.append(topic)
+
+    def disconnect(self):
+        self.disconnects += 1
+
+
+def service_over_a_store(tmp_path):
     from netedge.gateway.config import GatewayConfig
     from netedge.gateway.service import GatewayService
-
-    class Core:
-        counters = {"internal_errors": 0}
-
-        def on_message(self, topic, payload, now):
-            raise RuntimeError("boom")
-
-    class Client:
-        acked = []
-
-        def ack(self, mid, qos):
-            self.acked.append((mid, qos))
     svc = GatewayService(GatewayConfig(base_dir=str(tmp_path)), pusher=object())
+    svc.store = Store(str(tmp_path / "netedge.db"))
+    svc.keystore = Keystore(svc.store, str(tmp_path / "kek"))
+    svc.core = svc._new_core()
+    svc.client = FakeClient()
+    return svc
+
+
+def message(mid, topic, payload):
+    msg = paho.MQTTMessage(mid=mid, topic=topic)
+    msg.payload, msg.qos = payload, 1
+    return msg
+
+
+def test_service_survives_a_core_bug(tmp_path, caplog):
+    """The driver's last resort: an exception out of the core (a gateway bug) is logged with its
+    traceback and counted; its writes are rolled back, the core is rebuilt from the store, the
+    message is still acknowledged and the loop keeps running."""
+    svc = service_over_a_store(tmp_path)
     try:
-        svc.core, client = Core(), Client()
-        msg = paho.MQTTMessage(mid=7, topic=b"ne/v1/node/n1/hb")
-        msg.payload, msg.qos = b"x", 1
-        svc._on_message(client, None, msg)  # must not raise
-        bad = paho.MQTTMessage(mid=8, topic=b"ne/v1/node/\xff/hb")  # not UTF-8: msg.topic itself raises
-        bad.payload, bad.qos = b"x", 1
-        svc._on_message(client, None, bad)
+        real = svc.core
+
+        def boom(topic, payload, now):
+            svc.store.upsert_node("n7", "online")  # a write before the bug: rolled back with it
+            raise RuntimeError("boom")
+        real.on_message = boom
+        svc._on_message(svc.client, None, message(7, b"ne/v1/node/n1/hb", b"x"))  # must not raise
+        assert svc.core is not real and svc.store.node("n7") is None
+        bad = message(8, b"ne/v1/node/\xff/hb", b"x")  # not UTF-8: msg.topic itself raises
+        svc._on_message(svc.client, None, bad)
+        assert svc.client.acked == [(7, 1), (8, 1)] and svc.client.disconnects == 0
+        assert svc.core.counters["internal_errors"] == 1 and svc.core.counters["malformed"] == 1
+        assert "internal error" in caplog.text and "RuntimeError: boom" in caplog.text
     finally:
         svc.pool.shutdown()
-    assert client.acked == [(7, 1), (8, 1)] and svc.core.counters["internal_errors"] == 2
-    assert "internal error" in caplog.text and "RuntimeError: boom" in caplog.text
+        svc.store.close()
+
+
+class FailingWrites:
+    """Between the Store and its SQLite connection: every write statement fails as a full disk does."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def execute(self, sql, params=()):
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_message_the_store_cannot_take_is_not_acknowledged(tmp_path, caplog):
+    """The Ready rule: a message whose writes do not commit is neither acknowledged nor acted on
+    (nothing published); the connection is dropped so that the broker redelivers it, and the core
+    is rebuilt from the store.  Once the store takes writes again, the redelivery is stored."""
+    svc = service_over_a_store(tmp_path)
+    try:
+        hb = FR.encode(FR.HEARTBEAT, "n1", 1, {"board": "unix", "heap": 1000, "kinds": ["counter"], "daemons": []})
+        db, real = svc.store._db, svc.core
+        svc.store._db = FailingWrites(db)
+        svc._on_message(svc.client, None, message(9, T.node("n1", "hb").encode(), hb))
+        assert svc.client.acked == [] and svc.client.published == [] and svc.client.disconnects == 1
+        assert svc.core is not real and svc.core.counters["internal_errors"] == 0
+        assert "store write failed" in caplog.text
+        svc.store._db = db
+        assert svc.store.node("n1") is None
+        svc._on_message(svc.client, None, message(9, T.node("n1", "hb").encode(), hb))  # the redelivery
+        assert svc.client.acked == [(9, 1)] and svc.store.node("n1").status == "online"
+    finally:
+        svc.pool.shutdown()
+        svc.store.close()
 
 
 # -- CLI: netedge proof --------------------------------------------------------------------------
@@ -700,7 +762,7 @@ def test_gateway_process_survives_garbage(tmp_path, mosquitto):
 
 def test_heartbeat_deadline_marks_a_silent_node_suspect(tmp_path):
     """Brokers notice a frozen node late or never: the gateway's own deadline does (sans-I/O)."""
-    from netedge.gateway.core import GatewayCore, WILL_HOLD_S
+    from netedge.gateway.control.core import GatewayCore, WILL_HOLD_S
     from netedge.gateway.keystore import Keystore
     from netedge.gateway.store import Store
     store = Store(str(tmp_path / "db.sqlite"))
@@ -730,7 +792,7 @@ def test_wills_a_broker_sends_as_it_goes_away_fail_nothing_over(tmp_path):
     """A broker that shuts down publishes every client's will, then drops the gateway too: those
     wills are dropped, and no deadline runs while the gateway itself is cut off; once back, the
     deadline starts again and catches a node that is really gone."""
-    from netedge.gateway.core import GatewayCore, NODE_REDIAL_MAX_S, WILL_HOLD_S
+    from netedge.gateway.control.core import GatewayCore, NODE_REDIAL_MAX_S, WILL_HOLD_S
     from netedge.gateway.keystore import Keystore
     from netedge.gateway.store import Store
     store = Store(str(tmp_path / "db.sqlite"))

@@ -344,7 +344,7 @@ def test_auto_placement_rules(tmp_path):
     online, can host the kind, holds the key slot or can be provisioned, free heap for the
     record, not the source; ranked key slot first, then free heap; a clear reason otherwise."""
     import pytest
-    from netedge.gateway.migration import MigrationError, MigrationOrchestrator, heap_needed
+    from netedge.gateway.control.migration import MigrationError, MigrationOrchestrator, heap_needed
     from netedge.gateway.store import Store
 
     class Core:

@@ -19,7 +19,7 @@ import pytest
 
 from cluster import Cluster, Stream, check_chain, migrate_outcome
 from gateways import deploy
-from netedge.gateway.migration import PHASE_TIMEOUT_S
+from netedge.gateway.control.migration import PHASE_TIMEOUT_S
 from test_migration_crash import step_of
 
 N = 160  # inputs streamed during each case (40/s)

@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from netedge.gateway import records as GR
 from netedge.gateway.cli import main as cli_main
-from netedge.gateway.core import GatewayCore
+from netedge.gateway.control.core import GatewayCore
 from netedge.gateway.service import core_sources
 from netedge.shared import frame as FR
 from netedge.shared import records as R

@@ -11,7 +11,7 @@ import pytest
 
 from cluster import Cluster, Stream, check_chain
 from test_standby import create_group, group_of, wait_running
-from netedge.gateway.standby import REPLY_TIMEOUT_S
+from netedge.gateway.control.standby import REPLY_TIMEOUT_S
 
 N = 300
 

@@ -89,7 +89,7 @@ def show(g, indent="  "):
 
 
 def list_(args):
-    from ..standby import groups_of
+    from ..control.standby import groups_of
     groups = read_store(args.config, groups_of)
     if args.json:
         print(json.dumps(groups, indent=1, sort_keys=True))

@@ -3,9 +3,9 @@ import json
 import time
 
 from .daemon import read_store
-from ..migration import status_of as migration_status
-from ..standby import groups_of
-from ..fork import lineage_of
+from ..control.migration import status_of as migration_status
+from ..control.standby import groups_of
+from ..control.fork import lineage_of
 from .group import show as show_group
 
 

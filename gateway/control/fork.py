@@ -13,13 +13,13 @@ the child is restored as a promoted standby is (promote -> listen -> start: stan
 """
 import logging
 
-from ..shared import cbor
-from ..shared import frame as FR
-from ..shared import records as R
-from ..shared import topics as T
-from ..shared.dedup import InputWindow
-from ..shared.fork import ForkRecord
-from ..shared.log import ChainEvent
+from ...shared import cbor
+from ...shared import frame as FR
+from ...shared import records as R
+from ...shared import topics as T
+from ...shared.dedup import InputWindow
+from ...shared.fork import ForkRecord
+from ...shared.log import ChainEvent
 from .records import sign
 from .standby import check_snapshot
 

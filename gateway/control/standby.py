@@ -14,11 +14,11 @@ signed NodeCrash record instead of pretending (see `recover_lost`).
 """
 import logging
 
-from ..shared import cbor
-from ..shared import failures as F
-from ..shared import frame as FR
-from ..shared import topics as T
-from ..shared.link import CausalLink
+from ...shared import cbor
+from ...shared import failures as F
+from ...shared import frame as FR
+from ...shared import topics as T
+from ...shared.link import CausalLink
 
 from .migration import replay_batches
 

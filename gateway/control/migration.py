@@ -14,13 +14,13 @@ forward (commands are re-sent).
 """
 import logging
 
-from ..shared import cbor
-from ..shared import failures as F
-from ..shared import frame as FR
-from ..shared import status as S
-from ..shared import topics as T
-from ..shared import transfer as X
-from ..shared.link import CausalLink
+from ...shared import cbor
+from ...shared import failures as F
+from ...shared import frame as FR
+from ...shared import status as S
+from ...shared import topics as T
+from ...shared import transfer as X
+from ...shared.link import CausalLink
 
 log = logging.getLogger("netedge.gateway")
 

@@ -7,16 +7,16 @@ and synchronously — the driver acknowledges an MQTT message only after the cal
 """
 import logging
 
-from ..shared import frame as FR
-from ..shared import topics as T
-from ..shared.errors import NetedgeError
-from ..shared.chain import ChainError
-from ..shared.link import CausalLink
-from ..shared.log import ChainEvent, Duplicate
-from ..shared import status as S
-from .store import ConflictingEvent, ConflictingInput, StoreError
+from ...shared import frame as FR
+from ...shared import topics as T
+from ...shared.errors import NetedgeError
+from ...shared.chain import ChainError
+from ...shared.link import CausalLink
+from ...shared.log import ChainEvent, Duplicate
+from ...shared import status as S
+from ..rows import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
-from .control.clock import ControlClock, FrameCounter
+from .clock import ControlClock, FrameCounter
 from .migration import MigrationOrchestrator, status_of as migration_status
 from .fork import ForkOrchestrator, lineage_of
 from .standby import GroupError, StandbyOrchestrator, summary as group_summary, SYNC_EVERY_N, SYNC_EVERY_S
