@@ -8,7 +8,7 @@ import importlib
 import sys
 
 from netedge.gateway import __version__
-from netedge.gateway.commands import CliError
+from netedge.gateway.errors import OperatorError
 
 # subcommand modules under netedge.gateway.commands, in --help order
 COMMANDS = ("demo", "gateway", "daemon", "group", "migrate", "fork", "status", "proof", "record", "provision", "trace")
@@ -45,7 +45,7 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except CliError as e:
+    except OperatorError as e:  # (CliError included)
         print("netedge: error: %s" % e, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

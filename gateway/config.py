@@ -20,9 +20,13 @@ import os
 import tomllib
 from urllib.parse import urlparse
 
-from .commands import CliError
+from .errors import OperatorError
 
 DEFAULT_PORT = 1883
+
+
+class ConfigError(OperatorError):
+    """A config file or broker url that cannot be used: the message says which setting and why."""
 
 
 class BrokerConfig:
@@ -33,7 +37,7 @@ class BrokerConfig:
         if url is not None:
             u = urlparse(url)
             if u.scheme not in ("mqtt", "tcp") or not u.hostname:
-                raise CliError("broker url %r: expected mqtt://host[:port]" % url)
+                raise ConfigError("broker url %r: expected mqtt://host[:port]" % url)
             self.host, self.port = u.hostname, u.port or DEFAULT_PORT
         self.username = username
         self.password = password
@@ -49,22 +53,22 @@ class GatewayConfig:
         g = d.get("gateway", {})
         self.id = g.get("id", "gw1")
         if not isinstance(self.id, str) or not self.id or "/" in self.id or "+" in self.id or "#" in self.id:
-            raise CliError("gateway.id must be a plain name (it is an MQTT topic level)")
+            raise ConfigError("gateway.id must be a plain name (it is an MQTT topic level)")
         self.data_dir = os.path.join(base_dir, g.get("data_dir", "netedge-data"))
         self.deadline_ms = int(g.get("heartbeat_deadline_ms", 1500))
         self.input_log_max = g.get("input_log_max", 100000)
         if type(self.input_log_max) is not int or self.input_log_max < 1:
-            raise CliError("gateway.input_log_max must be an integer >= 1")
+            raise ConfigError("gateway.input_log_max must be an integer >= 1")
         self.http = g.get("http")
         b = d.get("broker")
         try:
             self.broker = BrokerConfig(**b) if b else BrokerConfig()
         except TypeError:
-            raise CliError("[broker] takes url, username, password, embedded")
+            raise ConfigError("[broker] takes url, username, password, embedded")
         self.nodes = {}
         for node, spec in (d.get("nodes") or {}).items():
             if not isinstance(spec, dict) or not (spec.get("port") or spec.get("path")):
-                raise CliError("nodes.%s needs `port` (USB serial) or `path` (virtual board folder)" % node)
+                raise ConfigError("nodes.%s needs `port` (USB serial) or `path` (virtual board folder)" % node)
             self.nodes[node] = spec
 
     @property
@@ -83,10 +87,10 @@ def load(path=None):
         with open(path, "rb") as f:
             d = tomllib.load(f)
     except FileNotFoundError:
-        raise CliError("config file %s not found (see docs/examples/netedge.toml)" % path)
+        raise ConfigError("config file %s not found (see docs/examples/netedge.toml)" % path)
     except tomllib.TOMLDecodeError as e:
-        raise CliError("config file %s is not valid TOML: %s" % (path, e))
+        raise ConfigError("config file %s is not valid TOML: %s" % (path, e))
     try:
         return GatewayConfig(d, os.path.dirname(os.path.abspath(path)))
     except (TypeError, ValueError) as e:
-        raise CliError("config file %s: %s" % (path, e))
+        raise ConfigError("config file %s: %s" % (path, e))

@@ -9,12 +9,12 @@ import paho.mqtt.client as paho
 
 from ..shared import frame as FR
 from ..shared import topics as T
-from .commands import CliError
+from .errors import OperatorError
 from .service import nodelay
 
 
 def ask(config_path, cmd, **body):
-    """One request to the gateway named by the config at `config_path`; its result (CliError on refusal)."""
+    """One request to the gateway named by the config at `config_path`; its result (RemoteError on refusal)."""
     from .config import load
     gc = GatewayClient(load(config_path))
     try:
@@ -23,11 +23,15 @@ def ask(config_path, cmd, **body):
         gc.close()
 
 
+class RemoteError(OperatorError):
+    """The gateway could not be reached, did not answer, or refused the request (its reason)."""
+
+
 class GatewayClient:
     def __init__(self, cfg, timeout=10):
         b = cfg.broker
         if b.embedded and not b.port:
-            raise CliError("the config names no [broker]: the CLI needs the broker url the gateway uses "
+            raise RemoteError("the config names no [broker]: the CLI needs the broker url the gateway uses "
                            "(the embedded broker picks a port at start; set [broker] url to talk to it)")
         self.cfg = cfg
         self.name = "cli-%d" % os.getpid()
@@ -49,7 +53,7 @@ class GatewayClient:
         try:
             c.connect(b.host, b.port, keepalive=10)
         except OSError as e:
-            raise CliError("cannot reach the broker at %s: %s (is it running?)" % (b.url, e))
+            raise RemoteError("cannot reach the broker at %s: %s (is it running?)" % (b.url, e))
         c.loop_start()
         self.client = c
         subscribed.wait(timeout)  # a reply must not be published before the broker routes it to us
@@ -75,7 +79,7 @@ class GatewayClient:
             while rid not in self.replies:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise CliError("no answer from gateway %s in %ds: is `netedge gateway` running?" % (self.cfg.id, timeout))
+                    raise RemoteError("no answer from gateway %s in %ds: is `netedge gateway` running?" % (self.cfg.id, timeout))
                 self.cond.wait(min(left, 0.2))
                 if progress and sys.stderr.isatty():
                     sys.stderr.write("\r%s waiting for the gateway (%s)... " % (spin[i % 4], cmd))
@@ -85,7 +89,7 @@ class GatewayClient:
             sys.stderr.write("\r" + " " * 50 + "\r")
         rep = self.replies.pop(rid)
         if not rep.get("ok"):
-            raise CliError(rep.get("error") or "the gateway refused %s" % cmd)
+            raise RemoteError(rep.get("error") or "the gateway refused %s" % cmd)
         return rep.get("result")
 
     def close(self):

@@ -151,7 +151,7 @@ class GatewayService:
         return out
 
     def _start_http(self):
-        from .commands import CliError
+        from .errors import OperatorError as CliError
         from .http import StatusServer
         try:
             self.http = StatusServer(self.cfg.db_path, self.cfg.http, gateway_id=self.cfg.id).start()

@@ -13,7 +13,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from netedge.gateway.commands.demo import SCENARIO
+from netedge.tools.demo import SCENARIO
 
 NETEDGE = os.path.join(os.path.dirname(sys.executable), "netedge")
 

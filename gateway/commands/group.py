@@ -1,6 +1,7 @@
 """netedge group standby create | sync | list — standby groups (docs/PROTOCOL.md §17)."""
 import json
 
+from ..status_view import group_lines
 from . import CliError
 from .daemon import parse_origin, read_store
 
@@ -72,22 +73,6 @@ def sync(args):
     return 0
 
 
-def show(g, indent="  "):
-    """Lines describing one group (also used by `netedge status`)."""
-    last = g["last_sync"]
-    lines = ["%sgroup %08x %-10s %-9s sync every %d events / %gs, last sync %s" % (
-        indent, g["origin"], g["kind"], g["step"], g["sync_every"][0], g["sync_every"][1],
-        "seq %d" % last["seq"] if last else "-")]
-    for n, m in sorted(g["members"].items(), key=lambda x: (x[1]["role"] != "active", x[0])):
-        lines.append("%s  %-10s %-8s %-5s holds seq %s" % (indent, n, m["role"], "up" if m["up"] else "DOWN",
-                                                           "-" if m["seq"] is None else m["seq"]))
-    p = g["last_promotion"]
-    if p:
-        lines.append("%s  last promotion: %s -> %s at epoch %d in %d ms (%s; replayed %d inputs from seq %d)" % (
-            indent, p["from"], p["to"], p["epoch"], p["ms"], p["why"], p["replayed"], p["snapshot_seq"]))
-    return lines
-
-
 def list_(args):
     from ..control.standby import groups_of
     groups = read_store(args.config, groups_of)
@@ -95,7 +80,7 @@ def list_(args):
         print(json.dumps(groups, indent=1, sort_keys=True))
         return 0
     for g in groups:
-        print("\n".join(show(g, "")))
+        print("\n".join(group_lines(g, "")))
     if not groups:
         print("(no groups: create one with `netedge group standby create --kind KIND`)")
     return 0

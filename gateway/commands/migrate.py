@@ -2,6 +2,7 @@
 import argparse
 
 from ..config import load
+from ..status_view import migration_lines
 from .daemon import parse_origin
 
 
@@ -31,13 +32,5 @@ def run(args):
         r = gc.request("migrate", origin=origin, **({"auto": True} if args.auto else {"to": args.to}))
     finally:
         gc.close()
-    print("\n".join(describe(r)))
+    print("\n".join(migration_lines(r)))
     return 0
-
-
-def describe(reply):
-    """A migrate reply as lines: each phase with its time, then the outcome."""
-    out = ["  %-10s done in %d ms" % (phase, ms) for phase, ms in reply.get("phases") or [] if phase != "request"]
-    out.append("migrated %08x from %s to %s at seq %d, epoch %d" % (
-        reply["origin"], reply["source"], reply["target"], reply["migration_seq"], reply["epoch"]))
-    return out

@@ -1,5 +1,6 @@
 """netedge record list [--origin O]  |  netedge record verify HEX | --file F | --id N [--signer PUBHEX]"""
 from ...shared import records as R
+from ..audit import gateway_key
 from ..config import load
 from . import CliError
 from .daemon import open_store, parse_origin
@@ -34,14 +35,6 @@ def register(sub):
     v.add_argument("--config")
     v.set_defaults(func=verify)
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
-
-
-def _gateway_key(store):
-    r = store.query("SELECT public_key FROM gateway_identity WHERE id = 1")
-    if not r:
-        raise CliError("the gateway store %s has no gateway identity yet: run `netedge gateway` once, "
-                       "or pass --signer" % store.path)
-    return bytes(r[0][0])
 
 
 def list_(args):
@@ -116,7 +109,7 @@ def verify(args):
     data, store = _read(args)
     try:
         if signer is None and store is not None:
-            signer = _gateway_key(store)
+            signer = gateway_key(store)
     finally:
         if store is not None:
             store.close()
