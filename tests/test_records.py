@@ -1,4 +1,4 @@
-"""Signed records (issue 6, honest discontinuity): the envelope, the gateway issuing one per fault
+"""Signed records (honest discontinuity): the envelope, the gateway issuing one per fault
 (ChainBreak, ConflictingChains, Corruption) through GatewayCore, deduplication, the retained
 broadcast, and `netedge record list|verify` accepting them and refusing a flipped byte or a
 wrong signer.  Invariant 2: where the chain is not one contiguous chain, a signed record says so.
