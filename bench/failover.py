@@ -61,7 +61,7 @@ class Group:
 
 def check_log(c, origin, n, timeout=60):
     """The gateway's log after every promotion: one Continuous chain 1..n, inputs 1..n each once."""
-    from netedge.shared import event as EV
+    from netedge.shared.event_decode import decode as decode_event
     from netedge.shared import status as S
     c.gw.wait_for(lambda st: st.event_count(origin) >= n, timeout, "all %d inputs in the chain" % n)
     st = c.gw.store()
@@ -70,7 +70,7 @@ def check_log(c, origin, n, timeout=60):
     finally:
         st.close()
     cont = S.assess_continuity(evs, origin)
-    inputs = [EV.decode(e.payload)[1] for e in evs]
+    inputs = [decode_event(e.payload)[1] for e in evs]
     ok = cont.kind == S.CONTINUOUS and inputs == list(range(1, n + 1))
     return "%d events, %s, inputs 1..%d each exactly once in order: %s" % (len(evs), cont.kind, n,
                                                                         "yes" if ok else "NO")

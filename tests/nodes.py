@@ -17,7 +17,7 @@ from netedge.shared import topics as T
 from netedge.shared.identity import origin_hash
 from netedge.shared.link import CausalLink
 from netedge.shared.log import ChainEvent, Duplicate, EntityLog
-from netedge.shared import event as EV
+from netedge.shared.event_decode import decode as decode_event
 
 from netedge.tools.fleet import NODE_HEAP, VirtualBoard, node_config, publish_input
 
@@ -165,7 +165,7 @@ class Observer:
 
 def event_outputs(payload):
     """Decode a chain event payload: (sender, counter, input digest, status, outputs)."""
-    return EV.decode(payload)
+    return decode_event(payload)
 
 
 def total_of(log):

@@ -1,4 +1,4 @@
-"""The chain event payload codec (shared/event.py) beyond its golden vectors: every payload
+"""The chain event payload codec (shared/event.py, event_decode.py) beyond its golden vectors: every payload
 encode() can write decodes to its fields, and any other bytes are refused with MalformedEvent,
 never another exception (the gateway, trace and the tests read events with it)."""
 from hypothesis import given, settings
@@ -8,6 +8,7 @@ import cbor2
 import pytest
 
 from netedge.shared import event as EV
+from netedge.shared import event_decode as D
 from netedge.shared.errors import DecodeError
 from netedge.shared.link import h8
 
@@ -21,10 +22,10 @@ outputs = st.lists(st.binary(max_size=200), max_size=8)
 def test_encode_then_decode(sender, counter, inp, outs):
     data = EV.encode(sender, counter, inp, EV.OK, outs)
     assert data == cbor2.dumps([sender, counter, h8(inp), 0, outs], canonical=True)
-    assert EV.decode(data) == (sender, counter, h8(inp), EV.OK, outs)
-    assert EV.decode(bytearray(data)) == EV.decode(memoryview(data)) == EV.decode(data)
+    assert D.decode(data) == (sender, counter, h8(inp), EV.OK, outs)
+    assert D.decode(bytearray(data)) == D.decode(memoryview(data)) == D.decode(data)
     failed = EV.encode(sender, counter, inp, EV.FAILED, [b"ValueError"])
-    assert EV.decode(failed) == (sender, counter, h8(inp), EV.FAILED, [b"ValueError"])
+    assert D.decode(failed) == (sender, counter, h8(inp), EV.FAILED, [b"ValueError"])
 
 
 @settings(max_examples=500, deadline=None)
@@ -36,8 +37,8 @@ def test_mutations_decode_or_are_refused(sender, counter, outs, data):
     noise = data.draw(st.binary(max_size=4))
     bad = good[:at] + noise + good[at + cut:]
     try:
-        fields = EV.decode(bad)
-    except EV.MalformedEvent as e:
+        fields = D.decode(bad)
+    except D.MalformedEvent as e:
         assert str(e).split(":")[0] in ("cbor", "shape", "sender", "counter", "input_h8", "status", "outputs",
                                         "canonical", "size")
         return
@@ -48,19 +49,19 @@ def test_mutations_decode_or_are_refused(sender, counter, outs, data):
 @given(st.binary(max_size=100))
 def test_random_bytes_are_refused_cleanly(data):
     try:
-        EV.decode(data)
-    except EV.MalformedEvent:
+        D.decode(data)
+    except D.MalformedEvent:
         pass
 
 
 @pytest.mark.parametrize("value", [None, "text", 7, ["s", 1, 2, 0, []]])
 def test_not_bytes(value):
-    with pytest.raises(EV.MalformedEvent, match="^type"):
-        EV.decode(value)
+    with pytest.raises(D.MalformedEvent, match="^type"):
+        D.decode(value)
 
 
 def test_refusal_is_a_decode_error_and_a_value_error():
     with pytest.raises(DecodeError):
-        EV.decode(b"")
+        D.decode(b"")
     with pytest.raises(ValueError):
-        EV.decode(b"\x80")
+        D.decode(b"\x80")

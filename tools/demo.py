@@ -249,8 +249,8 @@ def fork_it(demo):
     from . import fleet
     fleet.publish_input(demo.sensor, demo.fork, b"1000", sender=SENDER, counter=1)
     demo.wait(lambda st: _count(st, demo.fork, 2), 20, "the fork's first event")  # (event 0: its fork genesis)
-    from ..shared import event as EV
-    total = int(EV.decode(demo.store.event(demo.fork, 1).payload)[4][0])
+    from ..shared.event_decode import decode as decode_event
+    total = int(decode_event(demo.store.event(demo.fork, 1).payload)[4][0])
     demo.say("it carries the parent's state: its first input (1000) gives %d = %d + 1000" % (total, total - 1000))
     return "%08x -> %08x at seq %d, on %s" % (demo.origin, demo.fork, r["fork_seq"], r["node"])
 
@@ -418,13 +418,13 @@ class Demo:
     def check_exactly_once(self, n, origin=None):
         """The gateway's log holds seq 1..n, whose inputs are the sensor's 1..n in order, each once,
         and the counter's last output is their sum: nothing lost, nothing doubled."""
-        from ..shared import event as EV
+        from ..shared.event_decode import decode as decode_event
         evs = list(self.store.events(self.origin if origin is None else origin))
         seqs = [e.sequence for e in evs]
         if seqs != list(range(1, n + 1)):
             raise DemoError("the chain is not 1..%d: %d events, first %s, last %s" % (
                 n, len(seqs), seqs[:1], seqs[-1:]))
-        decoded = [EV.decode(e.payload) for e in evs]  # (sender, counter, digest, status, outputs)
+        decoded = [decode_event(e.payload) for e in evs]  # (sender, counter, digest, status, outputs)
         inputs = [d[1] for d in decoded if d[0] == SENDER]
         if inputs != list(range(1, n + 1)):
             missing = sorted(set(range(1, n + 1)) - set(inputs))

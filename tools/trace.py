@@ -29,7 +29,8 @@ import json
 import time
 
 from ..shared import cbor
-from ..shared import event as EV
+from ..shared.event import OK as EVENT_OK
+from ..shared.event_decode import decode as decode_event
 from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared.topic_types import frame_types
@@ -125,9 +126,9 @@ RECORD_KEYS = {"proof": FR.PROOF, "fork": FR.FORK_RECORD, "fork_record": FR.FORK
 
 def event_fields(payload):
     """The chain event payload [sender, counter, H8(input), status, outputs] (§11)."""
-    sender, counter, digest, status, outputs = EV.decode(payload)
+    sender, counter, digest, status, outputs = decode_event(payload)
     return {"sender": sender, "counter": counter, "input_h8": _hex16(digest),
-            "status": "ok" if status == EV.OK else "failed", "outputs": outputs}
+            "status": "ok" if status == EVENT_OK else "failed", "outputs": outputs}
 
 
 # ---- the body walk ----

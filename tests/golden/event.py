@@ -1,7 +1,8 @@
-"""The chain event payload codec (shared/event.py, docs/PROTOCOL.md §11): what decodes, to
-which fields, and what is refused with which reason.  Expectations come from cbor2 and
+"""The chain event payload codec (shared/event.py, event_decode.py, docs/PROTOCOL.md §11): what
+decodes, to which fields, and what is refused with which reason.  Expectations come from cbor2 and
 hashlib, not from the code under test."""
 from netedge.shared import event as E
+from netedge.shared import event_decode as D
 from golden import unhex, eq
 
 
@@ -9,12 +10,12 @@ def check(case):
     data = unhex(case["hex"])
     if "error" in case:
         try:
-            E.decode(data)
-        except E.MalformedEvent as e:
+            D.decode(data)
+        except D.MalformedEvent as e:
             eq("reason", str(e).split(":")[0], case["error"])
             return
         raise AssertionError("decoded, want MalformedEvent %s" % case["error"])
-    sender, counter, digest, status, outputs = E.decode(data)
+    sender, counter, digest, status, outputs = D.decode(data)
     eq("sender", sender, case["sender"])
     eq("counter", counter, case["counter"])
     eq("input_h8", "%016x" % digest, case["input_h8"])
