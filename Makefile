@@ -38,13 +38,15 @@ test64: venv
 MP32_ARCHIVE ?= third_party/micropython-1.28.0-unix-src.tar.gz
 MP32 := .build/mp32/micropython
 # The suites run there: nodes from their ROM partition (ROMFS) with a 64 KB heap, as a board would.
-# Plus the tests that run MicroPython scripts (the vectors again, the codec, chunk reassembly).
+# Plus the tests that run MicroPython scripts (the vectors again, the codec, chunk reassembly) and
+# the memory benchmark's smoke test.
 SUITES32 ?= tests/test_node.py tests/test_node_mqtt.py tests/test_migration.py tests/test_standby.py \
             tests/test_migration_crash.py tests/test_migration_gateway_crash.py tests/test_standby_gateway_crash.py \
             tests/test_vectors.py::test_vectors_micropython tests/test_cbor.py::test_micropython_roundtrip_equals_cbor2 \
             tests/test_cbor.py::test_micropython_utf8_is_as_strict_as_cpython \
             tests/test_transfer.py::test_micropython_reassembles_4k_in_512_byte_chunks_in_64k_heap \
-            tests/test_transfer.py::test_micropython_import_cost_of_the_mpy
+            tests/test_transfer.py::test_micropython_import_cost_of_the_mpy \
+            tests/test_bench_smoke.py::test_node_memory_bench_runs
 ENV32 = NETEDGE_MICROPYTHON=$(abspath $(MP32)) NETEDGE_NODE_HEAP=64K NETEDGE_NODE_ROMFS=1
 
 $(MP32): $(MP32_ARCHIVE) tools/build_micropython32.sh

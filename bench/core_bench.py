@@ -65,8 +65,9 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.dirname(here))
     from tools.mpstage import stage
+    from tools.interpreter import label, micropython_cmd
     staged = stage()
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    exe = micropython_cmd()  # (NETEDGE_MICROPYTHON, or this environment's unix port)
     print("core benchmark: %d ops, %d-byte payload, hashing %d bytes per step" % (n, len(PAYLOAD), 24 + len(PAYLOAD)))
     print("%-12s %12s %14s %7s %17s %7s" % ("interpreter", "sha256/s", "links/s", "ratio", "verify events/s", "ratio"))
     print(row("CPython", *measure(n)))
@@ -76,7 +77,7 @@ def main():
         print("MicroPython run failed:", out.stderr.strip() or out.stdout.strip())
         return 1
     raw, append, verify = (float(x) for x in out.stdout.split())
-    print(row("MicroPython", raw, append, verify))
+    print(row("MicroPython", raw, append, verify) + "   (%s)" % label(exe))
     print("ratio = ops/s divided by raw sha256/s of the same bytes in the same interpreter (1.00 = hashing-bound)")
     return 0
 

