@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..shared import phases as P
 from ..shared import records as R
 from ..shared import superposition as SP
-from .commands.status import snapshot
+from .status_view import snapshot
 from .store import Store
 
 log = logging.getLogger("netedge.gateway.http")
