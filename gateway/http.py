@@ -43,15 +43,11 @@ HISTORY = 240               # samples kept per daemon: two minutes at 0.5 s
 RECENT_RECORDS = 20
 DEFAULT_HOST = "127.0.0.1"
 
-# The orchestrator's steps (gateway/migration.py) -> migration phases (shared/phases.py); the
-# SuperpositionPhase is then shared/superposition.py's mapping.  Before the snapshot the daemon
-# lives on the source only; `restore` ships the snapshot to the target; after the epoch bump the
-# source releases its buffer and the target replays it (both hold the daemon); `done` is the
-# instant the target reported active (routing switched, source drained).
-STEP_TO_MIGRATION_PHASE = {
-    "request": P.SNAPSHOT, "push_keys": P.SNAPSHOT, "freeze": P.SNAPSHOT,
-    "restore": P.RESTORE, "release": P.REPLAY, "go": P.REPLAY, "done": P.CUTOVER,
-}
+# The orchestrator's persisted step is its phase's name (gateway/control/migration.py PHASES:
+# shared/phases.py's names in lower case); the SuperpositionPhase is then shared/superposition.py's
+# mapping.  "request": the instant before the first phase.
+STEP_TO_MIGRATION_PHASE = dict({name.lower(): n for n, name in enumerate(P.MIGRATION_PHASE_NAMES)},
+                               request=P.SNAPSHOT)
 
 
 def parse_bind(spec):

@@ -1,5 +1,6 @@
-"""Migration phases (DESIGN §7), in order.  Shared by the MigrationOrchestrator (gateway), the
-node's migration driver and SuperpositionState, so a phase number means one thing everywhere."""
+"""Migration phases (DESIGN §7), in order.  The gateway's migration table (its states are these
+phases: gateway/control/migration.py PHASES), the status page and SuperpositionState use them, so
+a phase number means one thing everywhere.  A node needs none: it answers the protocol's commands."""
 try:
     from micropython import const
 except ImportError:  # CPython

@@ -24,12 +24,12 @@ N = 160     # inputs streamed during each case (40/s: a pause of a node fits its
 
 # phase -> (the gateway's step the migration is held at, expected outcome: source killed, target killed)
 MATRIX = {
-    "snapshot": ("freeze", "source", "source"),      # source paused before it answers freeze
-    "transfer": ("restore", "migrated", "source"),   # target paused with snapshot chunks in flight
+    "snapshot": ("snapshot", "source", "source"),    # source paused before it answers freeze
+    "transfer": ("transfer", "migrated", "source"),  # target paused with snapshot chunks in flight
     "restore": ("restore", "migrated", "source"),    # target paused before it answers restore
-    "cutover": ("release", "migrated", "migrated"),  # after the epoch bump, source paused before release
-    "replay": ("go", "migrated", "migrated"),        # target paused with the replay and go in flight
-    "complete": ("done", "migrated", "migrated"),    # right after the target answered active
+    "replay": ("replay", "migrated", "migrated"),    # after the epoch bump, source paused before release
+    "cutover": ("cutover", "migrated", "migrated"),  # target paused with the replay and go in flight
+    "complete": ("complete", "migrated", "migrated"),  # right after the target answered active
 }
 CASES = [(p, v) for p in MATRIX for v in ("source", "target")]
 
@@ -73,17 +73,17 @@ def test_kill_during_migration(tmp_path, firmware, phase, victim):
             first.signal(signal.SIGSTOP)
             paused = first
             mig.start()
-            at("freeze" if phase == "snapshot" else "restore")
-            if phase in ("cutover", "replay"):  # let the target restore, hold the source at release
+            at(want if phase in ("snapshot", "transfer") else "restore")
+            if phase in ("replay", "cutover"):  # let the target restore, hold the source at release
                 S.signal(signal.SIGSTOP)
                 T.signal(signal.SIGCONT)
                 paused = S
-                at("release")
-                if phase == "replay":  # let the source release, hold the target at go
+                at("replay")
+                if phase == "cutover":  # let the source release, hold the target at go
                     T.signal(signal.SIGSTOP)
                     S.signal(signal.SIGCONT)
                     paused = T
-                    at("go")
+                    at("cutover")
         killed = S if victim == "source" else T
         killed.kill()  # SIGKILL (a paused process dies too)
         if paused is not None and paused is not killed:

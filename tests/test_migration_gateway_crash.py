@@ -26,10 +26,10 @@ N = 160  # inputs streamed during each case (40/s)
 
 # phase -> (step held at, outcomes allowed)
 PHASES = {
-    "snapshot": ("freeze", ("migrated", "source")),  # source paused before it answers freeze
+    "snapshot": ("snapshot", ("migrated", "source")),  # source paused before it answers freeze
     "restore": ("restore", ("migrated", "source")),  # target paused before it answers restore
-    "cutover": ("release", ("migrated",)),           # after the epoch bump, source paused before release
-    "replay": ("go", ("migrated",)),                 # target paused with the replay and go in flight
+    "replay": ("replay", ("migrated",)),             # after the epoch bump, source paused before release
+    "cutover": ("cutover", ("migrated",)),           # target paused with the replay and go in flight
 }
 
 
@@ -51,8 +51,8 @@ def test_gateway_killed_during_migration(tmp_path, firmware, phase, down):
         res = {}
         mig = threading.Thread(target=lambda: res.update(r=c.migrate(a, "n2", check=False)))
         at = lambda want: c.gw.wait_for(lambda st: step_of(st, a) == want, 15, "migration at %s" % want)  # noqa: E731
-        if step in ("freeze", "restore"):
-            paused = S if step == "freeze" else T
+        if step in ("snapshot", "restore"):
+            paused = S if step == "snapshot" else T
             paused.signal(signal.SIGSTOP)
             mig.start()
             at(step)
@@ -63,12 +63,12 @@ def test_gateway_killed_during_migration(tmp_path, firmware, phase, down):
             S.signal(signal.SIGSTOP)
             T.signal(signal.SIGCONT)
             paused = S
-            at("release")
-            if step == "go":  # ... then let the source release, hold the target at go
+            at("replay")
+            if step == "cutover":  # ... then let the source release, hold the target at go
                 T.signal(signal.SIGSTOP)
                 S.signal(signal.SIGCONT)
                 paused = T
-                at("go")
+                at("cutover")
         c.gw.kill()  # SIGKILL: what the gateway held in RAM is gone
         paused.signal(signal.SIGCONT)
         time.sleep(down)  # the nodes go on without it (the broker queues the gateway's session)

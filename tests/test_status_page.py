@@ -36,7 +36,7 @@ def store(tmp_path):
     st.add_daemon(ORIGIN, "counter", b"k" * 32, host_node="n1", epoch=1, status="active")
     st.add_daemon(0x00000001, "echo&co", b"j" * 32, host_node="n2", epoch=2, status="active")
     st.put_state("migrate:%08x" % ORIGIN, {"m": 7, "origin": ORIGIN, "source": "n1", "target": "n2",
-                                           "step": "go", "at": time.time(), "phases": []})
+                                           "step": "replay", "at": time.time(), "phases": []})
     st.put_state("migrated:%08x" % 1, {"kind": "Migrated", "migration_seq": 42, "source_node": "n1",
                                        "target_node": "n2", "m": 3, "at": time.time() - 1})
     st.add_record("discontinuity", ORIGIN, b"\xff<not cbor>", b"s" * 64, b"\x01" * 32)
@@ -46,10 +46,11 @@ def store(tmp_path):
 
 def test_phase_mapping_follows_the_superposition_module():
     assert H.superposition_phase(None) is None
-    assert H.superposition_phase("freeze") == "Localized"
-    assert H.superposition_phase("restore") == "Spreading"
-    assert H.superposition_phase("go") == "Superposed"
-    assert H.superposition_phase("done") == "Collapsed"
+    assert H.superposition_phase("snapshot") == "Localized"
+    assert H.superposition_phase("transfer") == H.superposition_phase("restore") == "Spreading"
+    assert H.superposition_phase("replay") == "Superposed"
+    assert H.superposition_phase("cutover") == "Collapsed"
+    assert H.superposition_phase("complete") == "Resolved"
     assert H.superposition_phase("warp") == "Unknown(warp)"
     assert H.parse_bind(":8080") == ("127.0.0.1", 8080)
     assert H.parse_bind("8080") == ("127.0.0.1", 8080)
@@ -66,7 +67,7 @@ def test_render_from_fixture_rows(store):
     snap = H.build_status(store, hist)
     json.dumps(snap)  # /api/status is plain JSON
     a, b = {d["origin"]: d for d in snap["daemons"]}["%08x" % ORIGIN], {d["origin"]: d for d in snap["daemons"]}["00000001"]
-    assert (a["phase"], a["migration"]["step"], a["migrated"]) == ("Superposed", "go", None)
+    assert (a["phase"], a["migration"]["step"], a["migrated"]) == ("Superposed", "replay", None)
     assert (b["phase"], b["migrated"]) == (None, "Migrated{migration_seq=42, source=n1, target=n2}")
     assert [m["kind"] for m in hist.get()["00000001"]["markers"]] == ["migration"]
     assert snap["records"][0]["summary"].startswith("UNDECODABLE")
@@ -191,7 +192,7 @@ def hold_target(c, origin, proc, hold_s, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             m = st.get_state("migrate:%08x" % origin)
-            if m is not None and m.get("step") in ("freeze", "restore"):  # the target is not needed yet
+            if m is not None and m.get("step") in ("snapshot", "transfer", "restore"):  # the target is not needed yet
                 proc.send_signal(signal.SIGSTOP)
                 try:
                     time.sleep(hold_s)

@@ -1,14 +1,14 @@
 """MigrationOrchestrator: live migration of a daemon between nodes (docs/PROTOCOL.md §16), sans-I/O.
 
 GatewayCore feeds it the CLI request, the nodes' MIGRATION replies, finished key pushes and
-timer ticks; it answers with Actions (CONTROL frames to the nodes, a reply to the CLI).  Its
+timer ticks; it answers with Effects (CONTROL frames to the nodes, a reply to the CLI).  Its
 state lives in the store (`migrate:<origin>`), so `netedge status` shows the phase and a
 restarted gateway carries on (or times out and aborts).
 
-Phases: push_keys (only when the target's heartbeat lacks the key slot) -> freeze (source
-snapshots and buffers) -> restore (target builds the daemon, holds its inbox) -> [epoch bump:
-host = target, epoch + 1; fencing refuses the source from now on] -> release (source hands over
-its buffer) -> go (target replays, then processes what it held) -> done.  Before the bump every
+A migration is in one of the mission's six phases, in order: PHASES is the table (start and end
+condition, timeout, what a timeout does, SuperpositionPhase) that PROTOCOL §16 prints, and
+TRANSITIONS says which node reply, from which side, moves which phase on.  The epoch bump (host
+= target, epoch + 1: fencing refuses the source from then on) ends `restore`.  Before it every
 failure or timeout aborts back to the source (`resume`); after it the migration only rolls
 forward (commands are re-sent).
 """
@@ -17,7 +17,9 @@ import logging
 from ...shared import cbor
 from ...shared import failures as F
 from ...shared import frame as FR
+from ...shared import phases as P
 from ...shared import status as S
+from ...shared import superposition as SP
 from ...shared import topics as T
 from ...shared import transfer as X
 from ...shared.link import CausalLink
@@ -29,7 +31,6 @@ KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 REDRIVE_GAP_S = 2.0      # a target's failures within this of a re-drive belong to the replay it replaced
 REPLAY_WINDOW = 3        # acknowledged replay batches in flight (as a promotion's feed, gateway/standby.py)
-PRE_BUMP = ("push_keys", "freeze", "restore")
 # inputs per `replay` (and group `feed`) frame: a node decodes a frame whole (~150 B of heap an
 # input on a 64-bit port) and builds a chain event per input before it publishes any, so a whole
 # 64-input buffer at once could exhaust a small board's heap
@@ -40,6 +41,57 @@ REPLAY_BYTES = 2048      # ... and about this many payload bytes
 TX_CHUNK = 2048
 WINDOW = 2
 MAX_RECORD = 1 << 20  # the gateway's reassembly cap for a source's snapshot
+ABORT, RESEND = "abort to the source", "re-send (%d times, then reported stuck)" % MAX_RETRIES
+
+
+class Phase:
+    """One row of the migration table: a phase of shared/phases.py, what starts and ends it, what
+    the gateway sends in it, its timeout and what the timeout does."""
+
+    def __init__(self, number, starts, sends, ends, timeout_s, on_timeout, retry=None):
+        self.number = number
+        self.name = P.MIGRATION_PHASE_NAMES[number].lower()  # (the persisted step)
+        self.starts, self.sends, self.ends = starts, sends, ends
+        self.timeout_s, self.on_timeout = timeout_s, on_timeout
+        self.retry = retry  # (command, side) re-sent on a timeout after the bump
+
+    @property
+    def superposition(self):
+        return SP.phase_name(SP.from_migration(self.number))
+
+
+PHASES = (
+    Phase(P.SNAPSHOT, "the request is accepted; T holds D's key slot (else it is provisioned first, within %d s)"
+          % KEYS_TIMEOUT_S, "`freeze` to S", "S's whole record is stored as a snapshot", PHASE_TIMEOUT_S, ABORT),
+    Phase(P.TRANSFER, "the record is larger than one chunk for T", "`restore` with `t` to T, then `chunk`s, "
+          "%d unacknowledged" % WINDOW, "every chunk is sent and all but the last acknowledged (`got`)",
+          PHASE_TIMEOUT_S, ABORT),
+    Phase(P.RESTORE, "the record is on its way to T (inline in `restore`, or chunked)", "`restore` with `rec` to T",
+          "T answers `restored` at the snapshot's seq: the epoch bump", PHASE_TIMEOUT_S, ABORT),
+    Phase(P.REPLAY, "the epoch bump (host T, epoch e + 1)", "`release` to S; its `buffered` inputs as `replay` to T",
+          "S's buffer is relayed to T (S lost: T is fed from the input log instead)", PHASE_TIMEOUT_S, RESEND,
+          retry=("release", "source")),
+    Phase(P.CUTOVER, "T has every input that preceded its hold", "`go` to T (after the log replay, when there is "
+          "one)", "T answers `active`", PHASE_TIMEOUT_S, RESEND, retry=("go", "target")),
+    Phase(P.COMPLETE, "T is active", "the reply to the operator", "`Migrated` is recorded", None, "-"),
+)
+BY_NAME = {ph.name: ph for ph in PHASES}
+SNAPSHOT, TRANSFER, RESTORE, REPLAY, CUTOVER, COMPLETE = (ph.name for ph in PHASES)
+PRE_BUMP = tuple(ph.name for ph in PHASES if ph.on_timeout == ABORT)
+
+# (phase, reply op) -> (the side that may send it, handler): any other reply is ignored (logged).
+# `failed` is taken in every phase from either side; `replayed` belongs to the log replay, which
+# a recovery runs without a migration.
+TRANSITIONS = {
+    (SNAPSHOT, "snapshot"): ("source", "_on_snapshot"),
+    (SNAPSHOT, "chunk"): ("source", "_on_chunk"),
+    (TRANSFER, "got"): ("target", "_on_got"),
+    (TRANSFER, "restored"): ("target", "_on_restored"),  # (the last chunk's answer)
+    (RESTORE, "restored"): ("target", "_on_restored"),
+    (REPLAY, "buffered"): ("source", "_on_buffered"),
+    (CUTOVER, "buffered"): ("source", "_on_buffered"),  # inputs S forwards after its release
+    (CUTOVER, "active"): ("target", "_on_active"),
+}
 
 def replay_batches(items):
     """[sender, counter, payload] lists (as given: the node checks each) -> frame-sized batches."""
@@ -142,10 +194,10 @@ class MigrationOrchestrator:
             i = r["sent"]
             self._send(acts, r["node"], "replay", r["st"], inputs=batches[i], log=True, b=[r["id"], i])
             r["sent"] += 1
+        st = self.store.get_state(state_key(origin))
         if r["acked"] == len(batches):
             del self.replays[origin]
             self._send(acts, r["node"], "go", r["st"])
-        st = self.store.get_state(state_key(origin))
         if st is not None and st["m"] == r["st"]["m"]:
             st["at"] = self.clock.stamp(state_key(origin))  # progress: not a stalled step for tick()
             self.store.put_state(state_key(origin), st)
@@ -164,7 +216,7 @@ class MigrationOrchestrator:
             # then gets the input log (node_up), a `resume` is not enough
             self.store.put_state(recover_key(st["origin"]), {"node": st["source"], "m": st["m"]})
         self._send(acts, st["source"], "resume", st)
-        if st["step"] == "restore":
+        if st["step"] in (TRANSFER, RESTORE):
             acts.publish.append((T.node(st["target"], "ctl"),
                                  self.core._frame(FR.CONTROL, {"cmd": "stop", "origin": st["origin"]}), 1, False))
         log.warning("migration %d origin=%08x aborted in %s: %s", st["m"], st["origin"], st["step"], why)
@@ -260,22 +312,25 @@ class MigrationOrchestrator:
               "tries": 0, "phases": [], "client": client, "rid": rid,
               "started": self.clock.stamp(state_key(origin) + ":started")}
         if origin in (n.info.get("keys") or []):
-            self._step(st, "freeze")
+            self._step(st, SNAPSHOT)
             self._send(acts, st["source"], "freeze", st)
-        else:  # the target lacks the key slot: provision it first, as deploy does
-            self._step(st, "push_keys")
+        else:  # the target lacks the key slot: provision it first, as deploy does (`freeze` waits)
+            st["keys"] = "pushing"
+            self._step(st, SNAPSHOT)
             slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
             acts.push_keys.append((target, slots, state_key(origin)))
 
     def keys_pushed(self, acts, key, error):
         st = self.store.get_state(key)
-        if st is None or st["step"] != "push_keys":
+        if st is None or st["step"] != SNAPSHOT or st.get("keys") != "pushing":
             return
         if error:
             self._abort(acts, st, "node %s does not hold the key slot and provisioning it failed: %s" % (
                 st["target"], error))
             return
-        self._step(st, "freeze")
+        del st["keys"]
+        st["at"] = self.clock.stamp(key)  # (the snapshot's own timeout starts with the freeze)
+        self.store.put_state(key, st)
         self._send(acts, st["source"], "freeze", st)
 
     # -- node replies -----------------------------------------------------------------------
@@ -299,81 +354,107 @@ class MigrationOrchestrator:
             log.warning("migration reply %s for %08x from %s ignored: not a party to migration %d", op, origin, node, m)
             return
         if op == "failed":
-            why = "%s from %s: %s" % (F.NAMES.get(body.get("code"), "code %r" % body.get("code")), node,
-                                      body.get("detail"))
-            if step in PRE_BUMP:
-                self._abort(acts, st, why)
-            elif node == st["target"]:  # e.g. its hold buffer filled: it waits for the log
-                # One re-drive answers every failure of the replay it replaces: a replay is many
-                # batches, each of which may fail, and re-driving on each one multiplies replays
-                # until the target runs out of heap.  (tick() retries if this one fails too.)
-                r = self.replays.get(origin)
-                if r is not None and self.clock.now - r["t0"] < REDRIVE_GAP_S:
-                    log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way",
-                             m, origin, why)
-                    return
-                log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
-                self._replay_log(acts, node, st, st["seq"])
-            else:
-                log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
+            self._on_failed(acts, st, node, body)
             return
-        if op == "snapshot" and step == "freeze" and node == st["source"]:
-            rec = body.get("rec")
-            if not isinstance(rec, bytes):
-                raise FR.MalformedFrame("snapshot needs rec: bytes")
-            self._snapshot(acts, st, rec)
-        elif op == "chunk" and step == "freeze" and node == st["source"]:
-            rx = self.rx.get(origin)
-            if rx is None:
-                rx = self.rx[origin] = X.Reassembler(MAX_RECORD, X.MAX_COUNT, X.MAX_CHUNK, PHASE_TIMEOUT_S)
-            c = X.chunk_from_obj(body.get("c"))
-            if (c["m"], c["o"]) != (m, origin):
-                raise FR.MalformedFrame("chunk of another migration")
-            try:
-                rec = rx.feed(c, self.clock.now)
-            except X.TransferError as e:
-                if e.args[0] != "stale":  # (a redelivery)
-                    self._abort(acts, st, "%s: snapshot transfer: %s" % (F.NAMES[F.STATE_FAILED], e.args))
+        party, handler = TRANSITIONS.get((step, op), (None, None))
+        if handler is None or node != st[party]:
+            log.info("migration reply %s from %s in phase %s ignored", op, node, step)
+            return
+        getattr(self, handler)(acts, st, body)
+
+    # -- the transitions (TRANSITIONS) ------------------------------------------------------
+
+    def _on_failed(self, acts, st, node, body):
+        origin, m = st["origin"], st["m"]
+        why = "%s from %s: %s" % (F.NAMES.get(body.get("code"), "code %r" % body.get("code")), node,
+                                  body.get("detail"))
+        if st["step"] in PRE_BUMP:
+            self._abort(acts, st, why)
+        elif node == st["target"]:  # e.g. its hold buffer filled: it waits for the log
+            # One re-drive answers every failure of the replay it replaces: a replay is many
+            # batches, each of which may fail, and re-driving on each one multiplies replays
+            # until the target runs out of heap.  (tick() retries if this one fails too.)
+            r = self.replays.get(origin)
+            if r is not None and self.clock.now - r["t0"] < REDRIVE_GAP_S:
+                log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way",
+                         m, origin, why)
                 return
-            if rec is not None:
-                del self.rx[origin]
-                self._snapshot(acts, st, bytes(rec))
-        elif op == "got" and step == "restore" and node == st["target"]:
-            tx = self.tx.get(origin)
-            if tx is not None and tx[1] < len(tx[0]):  # one acknowledged: the next one
-                self._send(acts, st["target"], "chunk", st, c=tx[0][tx[1]])
-                tx[1] += 1
-        elif op == "restored" and step == "restore" and node == st["target"]:
-            if body.get("seq") != st["seq"]:
-                self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st["seq"]))
-                return
-            # the cutover: from now on only the target at the new epoch is merged (fencing)
-            self.store.update_daemon(origin, host_node=st["target"], epoch=st["epoch"] + 1)
-            self.core.dirty.add(origin)
-            self._step(st, "release")
-            self._send(acts, st["source"], "release", st)  # (a source that is down gets it when back)
-            if st["source"] in st.get("down", ()):  # its RAM buffer may be gone: the log instead
-                self._step(st, "go")
-                self._replay_log(acts, st["target"], st, st["seq"])
-        elif op == "buffered" and node == st["source"] and step in ("release", "go"):
-            inputs = body.get("inputs")
-            if not isinstance(inputs, list):
-                raise FR.MalformedFrame("buffered needs inputs: list")
-            for batch in replay_batches(inputs):
-                self._send(acts, st["target"], "replay", st, inputs=batch)
-            log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
-            if step == "release":
-                self._forget_hosted(st["source"], origin)
-                self._step(st, "go")
-                if st["source"] in st.get("down", ()):  # a rebooted source's buffer is not all of them
-                    self._replay_log(acts, st["target"], st, st["seq"])
-                else:
-                    self._send(acts, st["target"], "go", st)
-        elif op == "active" and step == "go" and node == st["target"]:
-            self._step(st, "done")
-            self._complete(acts, st, body.get("seq"))
+            log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
+            self._replay_log(acts, node, st, st["seq"])
         else:
-            log.info("migration reply %s from %s in step %s ignored", op, node, step)
+            log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
+
+    def _on_snapshot(self, acts, st, body):
+        rec = body.get("rec")
+        if not isinstance(rec, bytes):
+            raise FR.MalformedFrame("snapshot needs rec: bytes")
+        self._snapshot(acts, st, rec)
+
+    def _on_chunk(self, acts, st, body):
+        origin, m = st["origin"], st["m"]
+        rx = self.rx.get(origin)
+        if rx is None:
+            rx = self.rx[origin] = X.Reassembler(MAX_RECORD, X.MAX_COUNT, X.MAX_CHUNK, PHASE_TIMEOUT_S)
+        c = X.chunk_from_obj(body.get("c"))
+        if (c["m"], c["o"]) != (m, origin):
+            raise FR.MalformedFrame("chunk of another migration")
+        try:
+            rec = rx.feed(c, self.clock.now)
+        except X.TransferError as e:
+            if e.args[0] != "stale":  # (a redelivery)
+                self._abort(acts, st, "%s: snapshot transfer: %s" % (F.NAMES[F.STATE_FAILED], e.args))
+            return
+        if rec is not None:
+            del self.rx[origin]
+            self._snapshot(acts, st, bytes(rec))
+
+    def _on_got(self, acts, st, body):
+        """A chunk acknowledged: the next one; the transfer ends once every chunk is sent and all
+        but the last acknowledged (T answers the last one with `restored`)."""
+        tx = self.tx.get(st["origin"])
+        if tx is None:
+            return  # (a restarted gateway: the chunks were in RAM; the phase timeout aborts)
+        if tx[1] < len(tx[0]):
+            self._send(acts, st["target"], "chunk", st, c=tx[0][tx[1]])
+            tx[1] += 1
+        if body.get("i") == len(tx[0]) - 2:
+            self._step(st, RESTORE)
+
+    def _on_restored(self, acts, st, body):
+        origin = st["origin"]
+        if body.get("seq") != st["seq"]:
+            self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st["seq"]))
+            return
+        if st["step"] == TRANSFER:
+            self._step(st, RESTORE)
+        # the epoch bump: from now on only the target at the new epoch is merged (fencing)
+        self.store.update_daemon(origin, host_node=st["target"], epoch=st["epoch"] + 1)
+        self.core.dirty.add(origin)
+        self._step(st, REPLAY)
+        self._send(acts, st["source"], "release", st)  # (a source that is down gets it when back)
+        if st["source"] in st.get("down", ()):  # its RAM buffer may be gone: the log instead
+            self._step(st, CUTOVER)
+            self._replay_log(acts, st["target"], st, st["seq"])
+
+    def _on_buffered(self, acts, st, body):
+        origin, m = st["origin"], st["m"]
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list):
+            raise FR.MalformedFrame("buffered needs inputs: list")
+        for batch in replay_batches(inputs):
+            self._send(acts, st["target"], "replay", st, inputs=batch)
+        log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
+        if st["step"] == REPLAY:  # (the release reply; later ones carry inputs S forwards)
+            self._forget_hosted(st["source"], origin)
+            self._step(st, CUTOVER)
+            if st["source"] in st.get("down", ()):  # a rebooted source's buffer is not all of them
+                self._replay_log(acts, st["target"], st, st["seq"])
+            else:
+                self._send(acts, st["target"], "go", st)
+
+    def _on_active(self, acts, st, body):
+        self._step(st, COMPLETE)
+        self._complete(acts, st, body.get("seq"))
 
     def _snapshot(self, acts, st, rec):
         """The source's whole record arrived: store it, then send it to the target."""
@@ -385,13 +466,14 @@ class MigrationOrchestrator:
             return
         self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
         st["seq"] = head.sequence
-        self._step(st, "restore")
         t = self.store.node(st["target"])
         heap = (t.info.get("heap") if t else None) or 0
         size = min(TX_CHUNK, X.chunk_size_for(heap) if isinstance(heap, int) else X.MIN_CHUNK)
-        if len(rec) <= size:
+        if len(rec) <= size:  # (no transfer phase: the record rides in `restore`)
+            self._step(st, RESTORE)
             self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
             return
+        self._step(st, TRANSFER)
         # announced first (the target checks kind, key slot and size before any chunk travels)
         chunks = X.split(st["m"], origin, rec, size)
         self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, t=len(rec))
@@ -437,11 +519,11 @@ class MigrationOrchestrator:
             if st["step"] in PRE_BUMP:
                 st["down"] = sorted(set(st.get("down", [])) | {node})
                 self.store.put_state(key, st)
-            elif node == st["source"] and st["step"] == "release":
+            elif node == st["source"] and st["step"] == REPLAY:
                 st["down"] = sorted(set(st.get("down", [])) | {node})
                 log.warning("migration %d origin=%08x: source %s went offline after the cutover: the target "
                             "replays the input log instead", st["m"], st["origin"], node)
-                self._step(st, "go")
+                self._step(st, CUTOVER)
                 self._replay_log(acts, st["target"], st, st["seq"])
             elif node == st["target"]:
                 log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
@@ -476,7 +558,7 @@ class MigrationOrchestrator:
                 elif node in st.get("down", ()):
                     st["down"].remove(node)
                     self.store.put_state(key, st)
-            elif node == st["target"] and st["step"] != "done" and rebooted is not False:
+            elif node == st["target"] and st["step"] != COMPLETE and rebooted is not False:
                 self._replay_log(acts, node, st, st["seq"])
             elif node == st["source"] and rebooted and node not in st.get("down", ()):
                 st["down"] = st.get("down", []) + [node]  # (its buffered reply will be incomplete)
@@ -487,7 +569,10 @@ class MigrationOrchestrator:
     def tick(self, acts):
         for key, st in self.store.list_states("migrate:"):
             step = st["step"]
-            limit = KEYS_TIMEOUT_S if step == "push_keys" else PHASE_TIMEOUT_S
+            phase = BY_NAME.get(step)
+            if phase is None or phase.timeout_s is None:
+                continue
+            limit = KEYS_TIMEOUT_S if st.get("keys") == "pushing" else phase.timeout_s
             if self.clock.age(key, st["at"]) <= limit:
                 continue
             if step in PRE_BUMP:
@@ -508,7 +593,8 @@ class MigrationOrchestrator:
             if st["origin"] in self.replays:  # a replay stalled: its unacknowledged batches again
                 self._replay_resend(acts, st["origin"])
                 continue
-            self._send(acts, st["source"] if step == "release" else st["target"], step, st)
+            cmd, side = phase.retry
+            self._send(acts, st[side], cmd, st)
 
 
 def status_of(store, origin):
