@@ -17,6 +17,7 @@ from ...shared import status as S
 from ..rows import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
 from .clock import ControlClock, FrameCounter
+from .routes import Routes
 from .migration import MigrationOrchestrator, status_of as migration_status
 from .fork import ForkOrchestrator, lineage_of
 from .standby import GroupError, StandbyOrchestrator, summary as group_summary, SYNC_EVERY_N, SYNC_EVERY_S
@@ -89,9 +90,13 @@ class GatewayCore:
         self.records = RecordIssuer(store, keystore, clock=wall)  # signed discontinuity records (gateway/records.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.pending = {}         # request key -> (client, request id) awaiting completion
+        self.routes = Routes()    # operation id / key push tag -> the orchestrator that answers it
         self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
         self.standby = StandbyOrchestrator(self)       # standby groups, promotion (gateway/standby.py)
         self.forks = ForkOrchestrator(self)            # forks with a signed lineage (gateway/fork.py)
+        for orch in (self.migrations, self.standby, self.forks):
+            for m in orch.open_op_ids():
+                self.routes.op(m, orch)
         self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
         self.held_wills = {}       # node -> when its last will came (see WILL_HOLD_S)
         self.blind = False         # our own broker connection is down (broker_lost)
@@ -198,8 +203,22 @@ class GatewayCore:
                 self._on_corruption(acts, node, body.get("at"))
         elif leaf == "mig":
             f, body = self._decode_node(node, payload, FR.MIGRATION)
-            if not (self.standby.on_reply(acts, node, body) or self.forks.on_reply(acts, node, body)):
-                self.migrations.on_reply(acts, node, body)
+            _check_body(isinstance(body.get("op"), str) and _is_int(body.get("m")) and _is_int(body.get("o")),
+                        "MIGRATION body needs op (a name), m and o (integers)")
+            self._reply_owner(body).on_reply(acts, node, body)
+
+    def _reply_owner(self, body):
+        """The orchestrator a node's MIGRATION reply belongs to: the one that issued its operation
+        id; for an id this run does not know (control/routes.py), the one that owns its origin."""
+        owner = self.routes.owner_of_op(body.get("m"))
+        if owner is not None:
+            return owner
+        origin = body.get("o")
+        if self.standby.owns(origin):
+            return self.standby
+        if type(origin) is int and self.forks.owns(origin):
+            return self.forks
+        return self.migrations  # (it logs a reply of no current migration and drops it)
 
     def _will(self, acts, node):
         self.held_wills.pop(node, None)
@@ -523,7 +542,7 @@ class GatewayCore:
                                    "started": self.clock.stamp(key + ":started")})
         self.pending[key] = now
         log.info("deploy origin=%08x kind=%s node=%s", info.origin, kind, node)
-        acts.push_keys.append((node, self._slots(node), key))
+        acts.push_keys.append((node, self._slots(node), self.routes.push(key, self)))
 
     def _slots(self, node):
         """Every key slot the node should hold: its daemons' public keys (never the secrets:
@@ -536,14 +555,14 @@ class GatewayCore:
         """The driver finished a push_keys action."""
         self.clock.advance(now)
         acts = Actions()
-        if key.startswith("migrate:"):
-            self.migrations.keys_pushed(acts, key, error)
-            return acts
-        if key.startswith("group:"):
-            self.standby.keys_pushed(acts, key, error)
-            return acts
-        if key.startswith("fork:"):
-            self.forks.keys_pushed(acts, key, error)
+        owner = self.routes.take_push(key)
+        if owner is None:  # a push an earlier core asked for (the driver rebuilt it): its tag says whose
+            owner = {"migrate": self.migrations, "group": self.standby, "fork": self.forks,
+                     "deploy": self}.get(key.partition(":")[0])
+            if owner is None:
+                return acts
+        if owner is not self:
+            owner.keys_pushed(acts, key, error)
             return acts
         st = self.store.get_state(key)
         if st is None:

@@ -50,7 +50,14 @@ class ForkOrchestrator:
         acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
 
     def _next_id(self):
-        return self.core.frame_counter.op_id()
+        return self.core.routes.op(self.core.frame_counter.op_id(), self)
+
+    def open_op_ids(self):
+        """The ids of the forks in progress (a restarted core routes their replies here)."""
+        return [st["m"] for _, st in self.store.list_states(PREFIX)]
+
+    def owns(self, origin):
+        return self.store.get_state(key_of(origin)) is not None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -96,7 +103,7 @@ class ForkOrchestrator:
               "rid": rid, "at": self.clock.stamp(key_of(child))}
         self.store.put_state(key_of(child), st)
         log.warning("fork of %08x at seq %d: %08x on %s (%s)", parent, fork_seq, child, to, why)
-        acts.push_keys.append((to, self.core._slots(to), key_of(child)))
+        acts.push_keys.append((to, self.core._slots(to), self.core.routes.push(key_of(child), self)))
         return child
 
     # -- driver callbacks ------------------------------------------------------------------------

@@ -307,7 +307,7 @@ class MigrationOrchestrator:
             raise MigrationError("node %r cannot host kind %r (it has %s)" % (target, d.kind, n.info.get("kinds")))
         if any(x.get("origin") == origin for x in n.info.get("daemons") or [] if isinstance(x, dict)):
             raise MigrationError("node %r still hosts %08x" % (target, origin))
-        st = {"m": self.core.frame_counter.op_id(), "origin": origin, "kind": d.kind, "source": d.host_node,
+        st = {"m": self.core.routes.op(self.core.frame_counter.op_id(), self), "origin": origin, "kind": d.kind, "source": d.host_node,
               "target": target, "epoch": d.epoch, "step": "request", "at": self.clock.stamp(state_key(origin)),
               "tries": 0, "phases": [], "client": client, "rid": rid,
               "started": self.clock.stamp(state_key(origin) + ":started")}
@@ -318,7 +318,12 @@ class MigrationOrchestrator:
             st["keys"] = "pushing"
             self._step(st, SNAPSHOT)
             slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
-            acts.push_keys.append((target, slots, state_key(origin)))
+            acts.push_keys.append((target, slots, self.core.routes.push(state_key(origin), self)))
+
+    def open_op_ids(self):
+        """The ids of the migrations and recoveries in progress (a restarted core routes their
+        replies here)."""
+        return [st["m"] for prefix in ("migrate:", "recover:") for _, st in self.store.list_states(prefix)]
 
     def keys_pushed(self, acts, key, error):
         st = self.store.get_state(key)

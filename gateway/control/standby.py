@@ -58,7 +58,14 @@ class StandbyOrchestrator:
         self.core.dirty.add(st["origin"])
 
     def _next_id(self):
-        return self.core.frame_counter.op_id()
+        return self.core.routes.op(self.core.frame_counter.op_id(), self)
+
+    def open_op_ids(self):
+        """The ids of the syncs and promotions in progress (a restarted core routes their replies here)."""
+        return [x["m"] for st in self.groups.values() for x in (st["sync"], st["promo"]) if x]
+
+    def owns(self, origin):
+        return origin in self.groups
 
     def _stamp(self, st, what):
         return self.clock.stamp("%s:%s" % (key_of(st["origin"]), what))
@@ -124,7 +131,7 @@ class StandbyOrchestrator:
         self._save(st)
         log.info("standby group %08x kind=%s members=%s", origin, kind, chosen)
         for n in chosen:
-            acts.push_keys.append((n, self.core._slots(n), "%s%08x:%s" % (PREFIX, origin, n)))
+            acts.push_keys.append((n, self.core._slots(n), self.core.routes.push("%s%08x:%s" % (PREFIX, origin, n), self)))
 
     def keys_pushed(self, acts, key, error):
         origin_hex, _, node = key[len(PREFIX):].partition(":")
@@ -308,7 +315,8 @@ class StandbyOrchestrator:
             st["members"][n.node_id] = {"role": "standby", "seq": None, "up": True}
             want -= 1
             log.info("group %08x: recruiting %s as a standby", st["origin"], n.node_id)
-            acts.push_keys.append((n.node_id, self.core._slots(n.node_id), "%s%08x:%s" % (PREFIX, st["origin"], n.node_id)))
+            acts.push_keys.append((n.node_id, self.core._slots(n.node_id),
+                                   self.core.routes.push("%s%08x:%s" % (PREFIX, st["origin"], n.node_id), self)))
         self._save(st)
 
     # -- promotion ------------------------------------------------------------------------------
