@@ -65,14 +65,13 @@ def core_loop(state_dir, public_hex, n):
     reg = DaemonFactoryRegistry()
     reg.register_kind("counter", "netedge.firmware.daemons.counter.Counter")
     Cfg.hosted = [reg.provision("counter", bytes.fromhex(public_hex))]
-    core = NodeCore(Cfg, reg, RecordStore(state_dir))
+    core = NodeCore(Cfg, reg)
+    store = RecordStore(state_dir)
     topic = T.daemon(Cfg.hosted[0], "in")
-    for name, rec in core.boot().persist:  # activates the daemon (Cfg.hosted)
-        core.store.save(name, rec)
+    store.commit(core.boot(store, 1))  # activates the daemon (Cfg.hosted)
     t0 = ticks_us()
     for i in range(1, n + 1):
-        for name, rec in core.on_message(topic, FR.encode(FR.INPUT, "c", i, {"p": b"1"})).persist:
-            core.store.save(name, rec)
+        store.commit(core.on_message(topic, FR.encode(FR.INPUT, "c", i, {"p": b"1"})))
     return n / (ticks_diff(ticks_us(), t0) / 1e6)
 
 

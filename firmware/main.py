@@ -1,11 +1,17 @@
 """The node's asyncio driver: MQTT + flash + timers around NodeCore.  Thin on purpose.
 
+The driver owns every I/O: it hands NodeCore the flash records (a read-only view: the
+RecordStore) at boot, performs every write a Ready lists (store.commit) before it publishes the
+Ready's frames, and only then acknowledges the input.
+
 Board entry point (copied to the board as /main.py by `netedge provision`):
     from netedge.firmware.main import start; start("netedge.json")
 """
 import gc
 import os
 import sys
+import time
+from random import getrandbits
 
 from . import unload as _unload  # (the package's own: importing it loads nothing more)
 
@@ -18,8 +24,6 @@ except ImportError:  # older MicroPython
 try:
     from time import ticks_ms, ticks_diff
 except ImportError:  # CPython (tests)
-    import time
-
     def ticks_ms():
         return int(time.monotonic() * 1000)
 
@@ -77,7 +81,7 @@ class NodeDriver:
         DaemonHost.max_state = cfg.max_state
         self.cfg = cfg
         self.store = RecordStore(cfg.state_dir)
-        self.core = NodeCore(cfg, reg, self.store)
+        self.core = NodeCore(cfg, reg)
         self.core.key_loader = self._reload_keys
         self.queue = []
         self.front = []       # inputs a migration handed back (acked already): processed first
@@ -92,7 +96,7 @@ class NodeDriver:
         self.dirty = False    # a MemoryError left hosts ahead of their records: reload first
         self.client = MQTTClient(
             cfg.node_id, cfg.broker_host, cfg.broker_port, cfg.username, cfg.password, keepalive=cfg.keepalive,
-            clean_session=False, will=self.core.status_frame(False)[:2] + (1,),
+            clean_session=False, will=self.core.will() + (1,),
             on_message=self._on_message, on_connect=self._on_connect, manual_ack=True,
             backoff_min=0.2, backoff_max=5)
 
@@ -143,15 +147,14 @@ class NodeDriver:
     async def _on_connect(self, session_present):
         # (inputs still queued from an older connection are skipped by the worker: the broker
         # redelivers them on this one; clearing the queue here would race with new deliveries)
-        await self._publish(self.core.status_frame(True))
+        await self._do(self.core.online())
 
     async def _publish(self, item):
         topic, data, qos, retain = item
         await self.client.publish(topic, data, qos, retain)
 
     async def _do(self, ready):
-        for name, rec in ready.persist:
-            self.store.save(name, rec)   # flash first ...
+        self.store.commit(ready)         # flash first ...
         for item in ready.publish:
             await self._publish(item)    # ... then the network
 
@@ -175,7 +178,7 @@ class NodeDriver:
                     try:
                         gc.collect()
                         if self.dirty:  # hosts maybe ahead of their records
-                            self.core.reload()
+                            self.core.reload(self.store)
                             self.dirty = False
                         while self.pending:  # frames of an input already on flash
                             await self._publish(self.pending[0])
@@ -234,13 +237,11 @@ class NodeDriver:
         for _ in (0, 1):
             try:
                 if ready is None:
-                    ready = self.core.on_message(topic, payload)
+                    ready = self.core.on_message(topic, payload, time.time())
                     if ready.requeue:  # taken at once: a retry of this message would not return them
                         self.front[0:0] = ready.requeue
                         ready.requeue = None
-                    for name, rec in ready.persist:
-                        self.store.save(name, rec)  # flash first ...
-                    ready.persist = ()              # (on flash: never processed again)
+                    self.store.commit(ready)  # flash first (then it lists none: never processed again) ...
                 # subscriptions before the replies: a migration target's `restored` promises the
                 # broker already routes the daemon's inbox to it (PROTOCOL §16)
                 await self._sync_subscriptions()
@@ -254,7 +255,7 @@ class NodeDriver:
                 if ready is None or ready.persist:
                     ready = None
                     try:
-                        self.core.reload()
+                        self.core.reload(self.store)
                     except MemoryError:
                         self.dirty = True
                         break
@@ -265,6 +266,7 @@ class NodeDriver:
             from .ready import Ready
             r = Ready()
             self.core.error(r, "out_of_memory", topic, "free %s" % _free_heap())
+            self.store.commit(r)  # (a counter reserved for it)
             await self._publish(r.publish[0])
         except _SHORT:
             pass
@@ -277,7 +279,7 @@ class NodeDriver:
                 stats = {k: v for k, v in self.client.stats.items() if v}  # (zeros say nothing)
                 stats["queue"] = len(self.queue)
                 await self._do(self.core.heartbeat(_free_heap(), _flash_free(self.cfg.state_dir),
-                                                   ticks_diff(ticks_ms(), self.t0), stats))
+                                                   ticks_diff(ticks_ms(), self.t0), stats, self.store.sizes))
             except _SHORT:  # skipped (the next one says so, in errors.memory)
                 self.core.errors["memory"] += 1
                 gc.collect()
@@ -285,16 +287,15 @@ class NodeDriver:
             await asyncio.sleep_ms(period) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(period / 1000)
 
     async def run(self):
-        boot = self.core.boot()
-        for name, rec in boot.persist:
-            self.store.save(name, rec)
+        boot = self.core.boot(self.store, getrandbits(30))
+        self.store.commit(boot)
         self.client.start()
         await self._sync_subscriptions()  # recorded now, sent on connect, restored on reconnect
         for item in boot.publish:
             await self._publish(item)     # QoS 1 waits in the window until connected
         # this frame lives as long as the node: drop the boot records and frames it still holds
         # (measured: ~1.5 KB of the unix port's heap with 4 daemons)
-        boot = name = rec = item = None
+        boot = item = None
         asyncio.create_task(self._heartbeat())
         await self._worker()
 

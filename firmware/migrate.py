@@ -9,7 +9,6 @@ A record larger than one chunk travels as §14 chunks: the source sends them all
 announced them, the target acknowledges each (`got`) and restores on the last.
 """
 import gc
-import time
 
 from ..shared import cbor
 from ..shared import transfer as X
@@ -151,7 +150,7 @@ def _command(self, ready, cmd, m, origin, body):
         c = X.chunk_from_obj(body.get("c"))
         if c["m"] != m or c["o"] != origin:
             raise X.TransferError("mismatch", "m/o")
-        rec = _rx.feed(c, time.time())
+        rec = _rx.feed(c, self.now)
         if rec is None:
             return reply(self, ready, "got", m, origin, i=c["i"])
         del c

@@ -1,11 +1,14 @@
 """NodeCore: the node's protocol logic, sans-I/O.
 
-The driver (firmware/main.py) feeds it MQTT messages and timer ticks; each call returns a Ready:
-records to persist (written to flash FIRST), then frames to publish, in order.  Only then does the
-driver acknowledge the input to the broker — so a crash at any point loses nothing and doubles
-nothing (see firmware/host.py).
+The driver (firmware/main.py) reads the flash records and hands NodeCore a read-only view of
+them at boot(), then feeds it MQTT messages and timer ticks; each call returns a Ready: records
+to quarantine and persist (written to flash FIRST), then frames to publish, in order.  Only then
+does the driver acknowledge the input to the broker, so a crash at any point loses nothing and
+doubles nothing (see firmware/host.py).  NodeCore never writes flash, never touches a file, and
+reads only through the view: a record when it needs it (at boot, at reload(), a standby copy at
+its promotion), one at a time, as a daemon record may be as large as the heap allows.
 
-Written for a node's heap (like mqtt.py): few methods, no throwaway objects per event.
+Written for a node's heap (like the MQTT client): few methods, no throwaway objects per event.
 """
 import gc
 import sys
@@ -17,8 +20,7 @@ from ..shared import failures as F
 from ..shared.dedup import DUPLICATE, NEW
 from . import unload
 from .host import DaemonHost
-from .ready import MAX_HOSTED, MAX_REC, Ready, parse_input
-from .store import CorruptRecord
+from .ready import MAX_HOSTED, MAX_REC, CorruptRecord, Ready, parse_input
 
 try:
     from micropython import const
@@ -28,15 +30,16 @@ except ImportError:  # CPython
 
 COUNTER_BLOCK = const(1024)  # frame counters reserved on flash per write: strictly increasing across reboots
 NODE_RECORD = "node"
+QUARANTINED = ".bad"  # a record view lists a record set aside as "<name>.bad"
 PKG = __name__[:__name__.rfind(".")]  # (netedge.firmware, or whatever a board's layout makes it)
 
 
 class NodeCore:
-    def __init__(self, cfg, registry, store):
+    def __init__(self, cfg, registry):
         self.cfg = cfg
         self.node_id = cfg.node_id
         self.registry = registry
-        self.store = store
+        self.records = None    # the read-only view of the flash records, from boot()
         self.hosts = {}        # origin -> DaemonHost
         self.mig = {}          # origin -> [migration id, "f"rozen | "h"eld | "b"ooted held | "r"eleased |
         #                                "t"ransferring, frames, bytes] (firmware/migrate.py)
@@ -48,31 +51,40 @@ class NodeCore:
         self.errors = {"malformed": 0, "unknown_topic": 0, "stale_epoch": 0, "refused": 0, "failed": 0,
                        "overflow": 0, "memory": 0}
         self.key_loader = None  # driver hook: re-read key slots provisioned over USB since boot
-        from random import getrandbits
-        self.boot_id = getrandbits(30)
+        self.boot_id = 0
+        self.now = 0            # the driver's clock (seconds) at the message being handled
 
     # -- boot --
 
-    def boot(self):
-        """Load node and daemon records from flash; returns the Ready of boot-time reports."""
+    def boot(self, records, boot_id):
+        """Take the node and daemon records from `records`, a read-only view of the flash:
+        names() -> every record's name, a set-aside one as "<name>.bad"; load(name) -> the
+        record, None when there is none, CorruptRecord when it is damaged.  boot_id: a random
+        id of this boot (the gateway tells a reboot from a reconnect).  Returns the Ready of
+        boot-time reports and writes (damaged records to set aside among them)."""
         ready = Ready()
-        st = self.store
+        self.records = records
+        self.boot_id = boot_id
         try:
-            rec = st.load(NODE_RECORD) or {}
+            rec = records.load(NODE_RECORD) or {}
         except CorruptRecord as e:
             # counters only: skip far ahead so no counter repeats, and report it
             rec = {"ctr": 1 << 30}
             self.corrupt[NODE_RECORD] = e.why
-            st.quarantine(NODE_RECORD)
+            ready.quarantine += (NODE_RECORD,)
         self.counter = self.counter_reserved = rec.get("ctr", 0)  # (reserved below, by frame())
         self.frame(ready, 0, None)
-        for name in st.names():
+        for name in records.names():
+            if name.endswith(QUARANTINED):  # set aside at an earlier boot: never reset at genesis
+                if name[:1] == "d":
+                    self.corrupt[name[:-len(QUARANTINED)]] = "quarantined record on flash"
+                continue
             if name[:1] == "s":  # a standby copy: only its seq stays in RAM
                 try:
-                    self.standby[int(name[1:], 16)] = st.load(name)["seq"]
+                    self.standby[int(name[1:], 16)] = records.load(name)["seq"]
                 except Exception as e:  # (CorruptRecord, or not a standby record)
                     self.corrupt[name] = str(e)
-                    st.quarantine(name)
+                    ready.quarantine += (name,)
                     self.error(ready, "corruption", name, e, 1)
                 continue
             if name[:1] != "d":
@@ -81,7 +93,7 @@ class NodeCore:
                 host = self.load(name)
             except CorruptRecord as e:
                 self.corrupt[name] = e.why
-                st.quarantine(name)
+                ready.quarantine += (name,)
                 self.error(ready, "corruption", name, e.why, 1)
                 continue
             except F.HostFailure as e:
@@ -95,22 +107,24 @@ class NodeCore:
                 # logged inputs (what this node had buffered in RAM is gone) and says go
                 self.mig[host.origin] = [host.hold, "b", [], 0]
         for origin in self.cfg.hosted:
-            if origin not in self.hosts and not self._quarantined(origin):
+            if origin not in self.hosts and "d%08x" % origin not in self.corrupt:
                 slot = self.registry.slots.get(origin)
                 self._activate(ready, slot.kind if slot else None, origin, 1)
         return ready
 
     def load(self, name):
         """Build a host from its flash record (None when there is none)."""
-        rec = self.store.load(name)
+        rec = self.records.load(name)
         if rec is not None:
             host = DaemonHost.from_record(rec, self.registry)
             self.hosts[host.origin] = host
             return host
 
-    def reload(self):
-        """After a MemoryError: a host may be ahead of its record; take every host back to flash.
+    def reload(self, records):
+        """After a MemoryError: a host may be ahead of its record; take every host back to the
+        flash records (`records`: the view boot() took, after the driver wrote every Ready).
         (A MemoryError here propagates: the driver tries again before the next input.)"""
+        self.records = records
         for origin in list(self.hosts):
             name = "d%08x" % origin
             try:
@@ -123,18 +137,6 @@ class NodeCore:
             except Exception as e:  # (cannot happen to a record just written: never loop on it)
                 self.hosts.pop(origin)
                 self.corrupt[name] = str(e)
-
-    def _quarantined(self, origin):
-        name = "d%08x" % origin
-        if name in self.corrupt:
-            return True
-        try:
-            import os
-            os.stat("%s/%s.rec.bad" % (self.store.root, name))
-            self.corrupt[name] = "quarantined record on flash"
-            return True
-        except OSError:
-            return False
 
     # -- frames out --
 
@@ -158,17 +160,18 @@ class NodeCore:
         body = {"code": code, "at": where, "detail": str(detail)[:160]}
         ready.publish.append((T.node(self.node_id, "err"), self.frame(ready, FR.ERROR, body), qos, False))
 
-    def status_frame(self, online):
-        """Retained node status; the offline form is registered as the MQTT last will."""
-        r = Ready()
-        body = {"state": "online" if online else "offline", "board": self.cfg.board}
-        if online:
-            # a new id per boot: the gateway tells a reboot (RAM lost) from a reconnect
-            body["boot"] = self.boot_id
-        data = self.frame(r, FR.STATUS, body) if online else FR.encode(FR.STATUS, self.node_id, 0, body)
-        for p in r.persist:
-            self.store.save(*p)
-        return (T.node(self.node_id, "status"), data, 1, True)
+    def will(self):
+        """(topic, payload) of the retained offline status: the MQTT last will."""
+        return (T.node(self.node_id, "status"), FR.encode(FR.STATUS, self.node_id, 0,
+                                                          {"state": "offline", "board": self.cfg.board}))
+
+    def online(self):
+        """The retained online status, published on every connection."""
+        ready = Ready()
+        # a new id per boot: the gateway tells a reboot (RAM lost) from a reconnect
+        body = {"state": "online", "board": self.cfg.board, "boot": self.boot_id}
+        ready.publish.append((T.node(self.node_id, "status"), self.frame(ready, FR.STATUS, body), 1, True))
+        return ready
 
     def subscriptions(self):
         subs = [T.node(self.node_id, "ctl")]
@@ -180,10 +183,12 @@ class NodeCore:
 
     # -- inputs --
 
-    def on_message(self, topic, payload):
-        """One MQTT message.  Returns a Ready; never raises on bad input (counted + reported).
-        MemoryError propagates, maybe with a host ahead of its record: see reload()."""
+    def on_message(self, topic, payload, now=0):
+        """One MQTT message, at `now` (the driver's clock, seconds).  Returns a Ready; never
+        raises on bad input (counted + reported).  MemoryError propagates, maybe with a host
+        ahead of its record: see reload()."""
         ready = Ready()
+        self.now = now
         err = self.errors
         try:
             f = None
@@ -311,7 +316,7 @@ class NodeCore:
     def _activate(self, ready, kind, origin, epoch):
         host = self.hosts.get(origin)
         if host is None:
-            if self._quarantined(origin):
+            if "d%08x" % origin in self.corrupt:
                 raise F.HostFailure(F.STATE_FAILED, "origin %08x has a corrupt record; not reset" % origin)
             if len(self.hosts) >= MAX_HOSTED:
                 raise F.HostFailure(F.STATE_FAILED, "node hosts its maximum of %d daemons" % MAX_HOSTED)
@@ -328,12 +333,15 @@ class NodeCore:
 
     # -- heartbeat --
 
-    def heartbeat(self, free_heap=None, flash_free=None, uptime_ms=0, mqtt=None):
+    def heartbeat(self, free_heap=None, flash_free=None, uptime_ms=0, mqtt=None, sizes=None):
+        """The node's heartbeat; the driver's measurements in: free heap and flash, uptime, its
+        MQTT client's counters, and the size of each record it wrote (name -> bytes)."""
         ready = Ready()
+        sizes = sizes or {}
         body = {
             "board": self.cfg.board, "up": uptime_ms, "heap": free_heap, "flash": flash_free,
             "kinds": self.registry.kinds(), "keys": sorted(self.registry.slots),
-            "daemons": [h.summary(self.store.sizes.get("d%08x" % h.origin, 0)) for h in self.hosts.values()],
+            "daemons": [h.summary(sizes.get("d%08x" % h.origin, 0)) for h in self.hosts.values()],
             "errors": self.errors, "corrupt": sorted(self.corrupt), "mqtt": mqtt or {},
         }
         if self.standby:

@@ -78,7 +78,7 @@ def command(self, ready, cmd, m, origin, body):
         if len(self.hosts) >= MAX_HOSTED:
             raise F.HostFailure(F.STATE_FAILED, "node hosts its maximum of %d daemons" % MAX_HOSTED)
         try:
-            r = cbor.loads(rec if rec is not None else self.store.load(name)["rec"])  # (usually its own copy)
+            r = cbor.loads(rec if rec is not None else self.records.load(name)["rec"])  # (usually its own copy)
         except Exception as e:
             raise F.HostFailure(F.STATE_FAILED, "no usable copy of %08x: %s" % (origin, e))
         if not isinstance(r, dict) or r.get("origin") != origin or r.get("kind") != kind:

@@ -134,4 +134,21 @@ class RecordStore:
         _remove(path, path + ".new")
 
     def names(self):
-        return sorted(n[:-4] for n in os.listdir(self.root) if n.endswith(".rec"))
+        """Every record's name, sorted; one set aside by quarantine() as "<name>.bad"."""
+        out = set()
+        for n in os.listdir(self.root):
+            if n.endswith(".rec"):
+                out.add(n[:-4])
+            elif n.endswith(".rec.bad") or n.endswith(".rec.new.bad"):
+                out.add(n[:n.index(".rec")] + ".bad")
+        return sorted(out)
+
+    def commit(self, ready):
+        """Perform every flash write a NodeCore Ready lists, in its order: set damaged records
+        aside, then save (a None record deletes).  Then the Ready lists none: what is on flash
+        is never written twice (a MemoryError midway leaves it listing them all)."""
+        for name in ready.quarantine:
+            self.quarantine(name)
+        for name, obj in ready.persist:
+            self.save(name, obj)
+        ready.quarantine = ready.persist = ()

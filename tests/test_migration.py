@@ -104,15 +104,14 @@ def _core(tmp_path, name, key=True, kinds=("counter",), key_kind="counter"):
         reg.register_kind(k, "netedge.firmware.daemons.%s.%s" % (k, k.capitalize()))
     if key:
         reg.provision(key_kind, daemon_key("mig")[0])
-    core = NodeCore(Cfg, reg, RecordStore(str(tmp_path / name)))
-    _apply(core, core.boot())
+    core = NodeCore(Cfg, reg)
+    _apply(core, core.boot(RecordStore(str(tmp_path / name)), 1))
     return core
 
 
 def _apply(core, ready):
-    """What the driver does with a Ready: persist, and process requeued inputs next."""
-    for name, rec in ready.persist:
-        core.store.save(name, rec)
+    """What the driver does with a Ready: write it to flash, and process requeued inputs next."""
+    core.records.commit(ready)  # (the read-only view boot() took is the driver's RecordStore)
     for topic, frame in ready.requeue or ():
         ready.publish += _apply(core, core.on_message(topic, frame)).publish
     return ready
@@ -203,10 +202,10 @@ def test_a_short_heap_is_not_a_damaged_record(tmp_path, monkeypatch):
         with monkeypatch.context() as mp:
             mp.setattr(target, name, boom)
             with pytest.raises(MemoryError):
-                core.reload()
+                core.reload(core.records)
         assert o in core.hosts and not core.corrupt, (name, core.corrupt)
-        assert os.path.exists(os.path.join(core.store.root, "d%08x.rec" % o))
-    core.reload()
+        assert os.path.exists(os.path.join(core.records.root, "d%08x.rec" % o))
+    core.reload(core.records)
     assert core.hosts[o].daemon.total == 3 and not core.corrupt
 
 
