@@ -265,7 +265,7 @@ def T_in(core, origin):
 
 
 def test_soak_twenty_migrations_under_a_steady_stream(tmp_path, firmware):
-    """Issue 5's soak: >= 5,000 inputs at >= 200/s from a separate publisher while the daemon
+    """The soak: >= 5,000 inputs at >= 200/s from a separate publisher while the daemon
     migrates 20 times among 3 nodes: nothing lost, nothing doubled, order kept, exact state,
     one Continuous chain from genesis and a proof over the whole range that verifies."""
     c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"])
