@@ -113,3 +113,14 @@ def test_a_deploy_times_out_on_the_monotonic_clock(tmp_path):
     assert store.daemon(d.origin).status == "failed"
     (reply,) = [FR.decode(p).body() for t, p, _, _ in acts.publish if "/rep/" in t]
     assert reply["ok"] is False and "did not activate" in reply["error"]
+
+
+def test_the_retained_status_is_the_read_model(tmp_path):
+    """The body the core publishes retained is daemon_status_body over the store (the read model
+    the CLI and the status page can share), here after a deploy."""
+    from netedge.gateway.control.status import daemon_status_body
+    store, core = seeded_gateway(tmp_path, "a", 2)
+    origin, out = run_deploy(store, core)
+    (status,) = [FR.decode(p).body() for t, p, _, _ in out if t == T.daemon(origin, "status")]
+    assert status == daemon_status_body(store, origin)
+    assert status["status"] == "active" and status["host"] == "n1" and status["continuity"]["kind"] == "Continuous"

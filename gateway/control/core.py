@@ -13,14 +13,14 @@ from ...shared.errors import NetedgeError
 from ...shared.chain import ChainError
 from ...shared.link import CausalLink
 from ...shared.log import ChainEvent, Duplicate
-from ...shared import status as S
 from ..rows import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
 from .clock import ControlClock, FrameCounter
 from .routes import Routes
-from .migration import MigrationOrchestrator, status_of as migration_status
-from .fork import ForkOrchestrator, lineage_of
-from .standby import GroupError, StandbyOrchestrator, summary as group_summary, SYNC_EVERY_N, SYNC_EVERY_S
+from .status import continuity_of, daemon_status_body
+from .migration import MigrationOrchestrator
+from .fork import ForkOrchestrator
+from .standby import GroupError, StandbyOrchestrator, SYNC_EVERY_N, SYNC_EVERY_S
 
 log = logging.getLogger("netedge.gateway")
 
@@ -407,42 +407,12 @@ class GatewayCore:
                              self._frame(FR.DISCONTINUITY, {"r": issued.envelope}), 1, True))
         self.dirty.add(origin)
 
-    def continuity(self, origin):
-        """ContinuityStatus of the stored chain (walks it: for status commands, not per event)."""
-        evs = list(self.store.events(origin))
-        return S.assess_continuity(evs, origin)
-
     def _daemon_status(self, origin):
-        d = self.store.daemon(origin)
-        head = self.store.head(origin)
-        first = self.store.event(origin, 1)
-        lineage = lineage_of(self.store, origin)
-        if head is None:
-            cont = S.continuous(0, 0, 0)
-        elif lineage is not None and head.sequence + 1 == self.store.event_count(origin):
-            # a fork, appended through the validating tail from its fork genesis (event 0)
-            at = self.store.event(lineage["parent"], lineage["fork_seq"])
-            cont = S.forked(lineage["fork_seq"], at.forward if at is not None else 0,
-                            self.store.event(origin, 0).link.parent_hash)
-        elif first is not None and head.sequence == self.store.event_count(origin):
-            # appended through the validating tail from genesis: contiguous by construction
-            cont = S.continuous(first.forward, head.sequence, head.forward)
-        else:
-            cont = self.continuity(origin)
+        """The retained status of a daemon (the read model: control/status.py); the assessed
+        ContinuityStatus is kept on the daemon's row too."""
+        cont = continuity_of(self.store, origin)
         self.store.update_daemon(origin, continuity=cont.to_obj())
-        body = {"origin": origin, "kind": d.kind, "host": d.host_node, "epoch": d.epoch, "status": d.status,
-                "continuity": cont.to_obj()}
-        phase, last = migration_status(self.store, origin)
-        if phase is not None:
-            body["migrating"] = phase
-        if lineage is not None:
-            body["fork_of"] = {"origin": lineage["parent"], "fork_seq": lineage["fork_seq"], "why": lineage["why"]}
-        group = self.standby.groups.get(origin)
-        if group is not None:
-            body["group"] = group_summary(group)
-        if last is not None:
-            body["migrated"] = {"migration_seq": last["migration_seq"], "source": last["source_node"],
-                                "target": last["target_node"]}
+        body = daemon_status_body(self.store, origin, cont, self.standby.groups.get(origin))
         return T.daemon(origin, "status"), self._frame(FR.STATUS, body), 1, True
 
     # -- operator requests (netedge CLI over MQTT) ----------------------------------------
