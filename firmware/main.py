@@ -11,7 +11,6 @@ import gc
 import os
 import sys
 import time
-from random import getrandbits
 
 from . import unload as _unload  # (the package's own: importing it loads nothing more)
 
@@ -237,7 +236,7 @@ class NodeDriver:
         for _ in (0, 1):
             try:
                 if ready is None:
-                    ready = self.core.on_message(topic, payload, time.time())
+                    ready = self.core.on_message(topic, payload, int(time.time()))  # (an int: no float per input)
                     if ready.requeue:  # taken at once: a retry of this message would not return them
                         self.front[0:0] = ready.requeue
                         ready.requeue = None
@@ -263,7 +262,7 @@ class NodeDriver:
             self.pending = ready.publish
         self.core.errors["memory"] += 1
         try:
-            from .ready import Ready
+            from . import Ready
             r = Ready()
             self.core.error(r, "out_of_memory", topic, "free %s" % _free_heap())
             self.store.commit(r)  # (a counter reserved for it)
@@ -287,6 +286,7 @@ class NodeDriver:
             await asyncio.sleep_ms(period) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(period / 1000)
 
     async def run(self):
+        from random import getrandbits  # (loaded by the MQTT client already: not before the parser goes)
         boot = self.core.boot(self.store, getrandbits(30))
         self.store.commit(boot)
         self.client.start()

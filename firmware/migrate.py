@@ -16,7 +16,7 @@ from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
 from .host import DaemonHost
-from .ready import MAX_HOSTED, parse_input
+from . import MAX_HOSTED, parse_input
 
 try:
     from micropython import const

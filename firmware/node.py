@@ -18,9 +18,8 @@ from ..shared import frame as FR
 from ..shared import topics as T
 from ..shared import failures as F
 from ..shared.dedup import DUPLICATE, NEW
-from . import unload
+from . import MAX_HOSTED, MAX_REC, CorruptRecord, Ready, parse_input, unload
 from .host import DaemonHost
-from .ready import MAX_HOSTED, MAX_REC, CorruptRecord, Ready, parse_input
 
 try:
     from micropython import const

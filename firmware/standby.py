@@ -17,7 +17,7 @@ from ..shared import failures as F
 from ..shared import topics as T
 from ..shared.link import CausalLink
 from .host import DaemonHost
-from .ready import MAX_HOSTED, MAX_REC, parse_input
+from . import MAX_HOSTED, MAX_REC, parse_input
 
 try:
     from micropython import const

@@ -10,7 +10,7 @@ import os
 import struct
 
 from ..shared import cbor
-from .ready import CorruptRecord
+from . import CorruptRecord
 
 try:
     from micropython import const

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from netedge.firmware.node import NodeCore
-from netedge.firmware.ready import CorruptRecord
+from netedge.firmware import CorruptRecord
 from netedge.firmware.registry import DaemonFactoryRegistry
 from netedge.firmware.store import RecordStore
 from netedge.shared import cbor
@@ -165,7 +165,7 @@ def test_heartbeat_reports_the_record_sizes_the_driver_measured():
 
 # -- the static rule ------------------------------------------------------------------------------
 
-CORE_MODULES = ("node", "ready", "host", "migrate", "standby", "registry", "daemon")
+CORE_MODULES = ("node", "__init__", "host", "migrate", "standby", "registry", "daemon")
 NO_IO = {"os", "time", "socket", "select", "asyncio", "uasyncio", "network", "machine"}
 NO_DRIVER = {"store", "main", "config", "mqtt_codec", "mqtt_client", "mqtt_supervisor", "mqtt"}
 
