@@ -161,6 +161,8 @@ def _command(self, ready, cmd, m, origin, body):
     if cmd == "release":
         if mg and mg[0] == m and mg[1] == "r":  # a retry: the buffer left already
             return reply(self, ready, "buffered", m, origin, inputs=[])
+        if host is not None and not mg and self.ended.get(origin) == m:
+            mg = [m, "b", [], 0]  # given up (buffer full) after the gateway's cutover: let go
         if host is None or not mg or mg[0] != m or mg[1] not in "fb":  # ("b": rebooted while frozen)
             raise F.HostFailure(F.STATE_FAILED, "%08x is not frozen here for migration %d" % (origin, m))
         self.hosts.pop(origin)

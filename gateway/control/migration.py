@@ -386,8 +386,13 @@ class MigrationOrchestrator:
                 return
             log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
             self._replay_log(acts, node, st, st["seq"])
-        else:
+        else:  # the source gave up (its buffer filled) after the epoch bump: it processed what
+            # it had buffered itself, at the old epoch (refused as stale), so its `buffered` reply
+            # will be empty: the target needs the input log, as after a source reboot
             log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
+            if node not in st.get("down", ()):
+                st["down"] = sorted(set(st.get("down", [])) | {node})
+                self.store.put_state(state_key(origin), st)
 
     def _on_snapshot(self, acts, st, body):
         rec = body.get("rec")
