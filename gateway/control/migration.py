@@ -197,6 +197,9 @@ class MigrationOrchestrator:
         st = self.store.get_state(state_key(origin))
         if r["acked"] == len(batches):
             del self.replays[origin]
+            if r.get("again") and st is not None and st["m"] == r["st"]["m"]:
+                self._replay_log(acts, r["node"], st, st["seq"])  # (its inputs now reach the end of the log)
+                return
             self._send(acts, r["node"], "go", r["st"])
         if st is not None and st["m"] == r["st"]["m"]:
             st["at"] = self.clock.stamp(state_key(origin))  # progress: not a stalled step for tick()
@@ -381,8 +384,11 @@ class MigrationOrchestrator:
             # until the target runs out of heap.  (tick() retries if this one fails too.)
             r = self.replays.get(origin)
             if r is not None and self.clock.now - r["t0"] < REDRIVE_GAP_S:
-                log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way",
-                         m, origin, why)
+                # ...but what the target dropped after this replay's inputs were read from the
+                # log is in no batch of it: one more re-drive once it is acknowledged
+                r["again"] = True
+                log.info("migration %d origin=%08x: %s after the cutover: re-drive already under way "
+                         "(another follows it)", m, origin, why)
                 return
             log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
             self._replay_log(acts, node, st, st["seq"])
