@@ -41,6 +41,10 @@ except ImportError:  # CPython
 _SHORT = (MemoryError, asyncio.CancelledError)
 
 MAX_QUEUE_BYTES = const(8192)
+# The largest MQTT packet the node takes: a whole frame (MAX_FRAME, 8 KB) plus its topic (at most
+# 50 B: a 32-byte node id) and packet id.  The shipped broker config caps payloads at MAX_FRAME
+# (docs/examples/mosquitto.conf), below this; a larger message is refused (reported, acked).
+MAX_PACKET = const(8192 + 64)
 # A queued input costs ~300 B of heap (frame, topic, tuples, its reader task), so on a small heap
 # the free heap caps the queue before queue_max does: below this, an input is an overflow (the
 # broker redelivers it) rather than a MemoryError in the MQTT reader
@@ -97,7 +101,7 @@ class NodeDriver:
             cfg.node_id, cfg.broker_host, cfg.broker_port, cfg.username, cfg.password, keepalive=cfg.keepalive,
             clean_session=False, will=self.core.will() + (1,),
             on_message=self._on_message, on_connect=self._on_connect, manual_ack=True,
-            backoff_min=0.2, backoff_max=5)
+            backoff_min=0.2, backoff_max=5, max_packet=MAX_PACKET)
 
     def _reload_keys(self):
         try:
@@ -117,6 +121,9 @@ class NodeDriver:
     # MQTT reader context: never block here (see mqtt.manual_ack)
     def _on_message(self, topic, payload, retained, token):
         q = self.queue
+        if type(payload) is int:  # a message the MQTT client refused (its size): report, then ack
+            asyncio.create_task(self._refuse(topic, payload, token))
+            return
         try:
             if token is not None and q and q[0][2] is not None and q[0][2][0] != token[0]:
                 # a new connection: what is still queued from the old one is being redelivered
@@ -142,6 +149,24 @@ class NodeDriver:
         if not self.resync:
             self.resync = True
             self.core.errors[err] += 1
+
+    async def _refuse(self, topic, size, token):
+        # An oversize or malformed MQTT message (the client read past it): one ERROR, then the
+        # PUBACK, so the broker drops it instead of redelivering it on every connection (a
+        # retained one comes again only with a new subscription).  Never queued: it is no input.
+        try:
+            from . import Ready
+            r = Ready()
+            self.core.error(r, "oversize" if size > MAX_PACKET else "malformed", topic,
+                            "MQTT message of %d B refused (at most %d)" % (size, MAX_PACKET))
+            await self._do(r)
+            r = None
+        except _SHORT:  # (counted by the client all the same: the heartbeat's mqtt counters)
+            pass
+        try:
+            await self.client.ack(token)
+        except _SHORT:  # not acked: it comes again on the next connection, and is refused again
+            pass
 
     async def _on_connect(self, session_present):
         # (inputs still queued from an older connection are skipped by the worker: the broker

@@ -7,7 +7,8 @@
 #
 # Layers
 #  * sans-I/O helpers: encode(str) (MQTT string), pack(first_byte, body) (fixed header), and
-#    decode(first_byte, body) -> packet tuple, raising MalformedPacket only.
+#    decode(first_byte, body) -> packet tuple (a refused PUBLISH included), raising
+#    MalformedPacket only.
 #  * MQTTClient: start() runs one supervisor task: connect, the reader loop (which also does
 #    the keepalive), and reconnect forever with capped, jittered exponential backoff.
 #
@@ -20,11 +21,17 @@
 #                        could not drain within 1.5 x keepalive (stats["dead"])
 # A garbage CONNACK is a MalformedPacket.
 #
-# Caps (every buffer is bounded): an incoming packet is at most max_packet bytes; a larger
-# PUBLISH of up to 8 x max_packet is read in max_packet pieces, dropped and acknowledged
-# (stats["oversize"]; acked so that a poison message cannot loop forever); anything else
-# larger is malformed (counted, connection closed). Outgoing PUBLISHes are capped by
-# max_packet (ValueError); the QoS 1 window by max_inflight; remembered filters by 32.
+# Caps (every buffer is bounded): an incoming packet is at most max_packet bytes. A larger
+# PUBLISH, of any size MQTT can frame, is streamed off the socket in 256-byte pieces into
+# nothing; a PUBLISH whose topic is empty, cut short or not UTF-8 is read past the same way.
+# Either is a refused message (stats["oversize"] / stats["malformed"]): handed to on_message
+# with its size (an int) as the payload and topic None when its topic is not readable, so the
+# app reports it, then acknowledged (by the client, or the app's ack(token) with manual_ack)
+# so the broker drops it; the connection stays up and no will fires. Only a packet that
+# cannot be framed or acknowledged (a remaining length over 4 bytes, an unknown or oversize
+# non-PUBLISH packet, QoS 3, a packet id 0 or missing) is malformed and closes the connection
+# (counted). Outgoing PUBLISHes are capped by max_packet (ValueError); the QoS 1 window by
+# max_inflight; remembered filters by 32.
 #
 # QoS: publish at 0 or 1; subscribe at 0 or 1 (else ValueError). A QoS 2 PUBLISH from the
 # broker (it should never send one) is dropped, counted in stats["qos2_rejected"] and
@@ -88,24 +95,29 @@ def pack(s, payload):
 def decode(n, payload):
     # A server->client packet after the handshake, from its first byte n and body (bytes):
     #   (3, topic, payload, qos, retain, pid)   PUBLISH (pid 0 for QoS 0)
+    #   (3, None, size, qos, retain, pid)       a PUBLISH the client cannot take (its topic empty,
+    #                                           cut short or not UTF-8) but can acknowledge: refused
     #   (9, pid, codes)                         SUBACK
     #   (4|5|6|7|11, pid)                       PUBACK PUBREC PUBREL PUBCOMP UNSUBACK
     #   (13,)                                   PINGRESP
-    # Anything else (CONNACK, unknown type, reserved flags, bad lengths, packet id 0, QoS 3,
-    # topic empty or not UTF-8) raises MalformedPacket(first byte).
+    # Anything else (CONNACK, unknown type, reserved flags, bad lengths, packet id 0 or missing,
+    # QoS 3) raises MalformedPacket(first byte).
     b = payload
     t = n >> 4
     try:
         if t == 3:
             q = n >> 1 & 3
             i = 2 + (b[0] << 8 | b[1])
-            s = str(b[2:i], "utf-8")
             p = 0
             if q:
                 p = b[i] << 8 | b[i + 1]
-                i += 2
-            if q < 3 and 2 < i <= len(b) and (p or not q):
-                return (3, s, b[i:], q, n & 1, p)
+            if q < 3 and (p or not q):
+                if 2 < i <= len(b):
+                    try:
+                        return (3, str(b[2:i], "utf-8"), b[i + (q and 2):], q, n & 1, p)
+                    except ValueError:  # (UnicodeError)
+                        pass
+                return (3, None, len(b), q, n & 1, p)
         elif n == 0xD0:
             if not b:
                 return (13,)
@@ -113,7 +125,7 @@ def decode(n, payload):
             p = b[0] << 8 | b[1]
             if p and (len(b) > 2 if t == 9 else len(b) == 2):
                 return (t, p, b[2:]) if t == 9 else (t, p)
-    except (IndexError, ValueError):  # short body; UnicodeError is a ValueError
+    except IndexError:  # a short body
         pass
     raise MalformedPacket(n)
 
@@ -414,35 +426,48 @@ class MQTTClient:
                     q = b0 >> 1 & 3
                     if n <= m:
                         p = decode(b0, await x(n))
-                    else:  # oversize: drop a PUBLISH (its pid kept for the ack), else fail
-                        st["oversize"] += 1
-                        if b0 >> 4 != 3 or n > m * 8 or q > 2:
-                            raise MalformedPacket(b0)
-                        # read in small pieces (a max_packet buffer may not fit a small
-                        # heap, and a MemoryError here would loop on a redelivered message)
-                        b = await x(2)  # topic length, then the topic, then the pid
-                        i = (b[0] << 8 | b[1]) + 4
-                        if i > m:
-                            raise MalformedPacket(b0)
-                        n -= i
-                        i -= 4
-                        while i:
-                            k = min(i, 256)
-                            await x(k)
-                            i -= k
+                    elif b0 >> 4 != 3 or q > 2:
+                        raise MalformedPacket(b0)
+                    else:
+                        # An oversize PUBLISH (any size MQTT can frame): streamed off the socket
+                        # into nothing in small pieces (a big buffer may not fit a small heap,
+                        # and a MemoryError here would loop on the redelivered message), then
+                        # refused like a malformed one: reported, acknowledged, dropped.
                         b = await x(2)
-                        while n:
-                            k = min(n, 256)
-                            await x(k)
-                            n -= k
-                        p = (3, None, 0, q, 0, b[0] << 8 | b[1])
+                        i = b[0] << 8 | b[1]  # the topic's length
+                        k = n - i - 2 - (q and 2)  # the payload's
+                        if k < 0:
+                            raise MalformedPacket(b0)
+                        s = None
+                        if i <= 256:  # (one of ours is < 64 B: kept to report it; a longer one skipped)
+                            try:
+                                s = str(await x(i), "utf-8") or None
+                            except ValueError:
+                                pass
+                            i = 0
+                        while i:
+                            b = min(i, 256)
+                            await x(b)
+                            i -= b
+                        p = 0
+                        if q:
+                            b = await x(2)
+                            p = b[0] << 8 | b[1]
+                            if not p:
+                                raise MalformedPacket(b0)
+                        while k:
+                            b = min(k, 256)
+                            await x(b)
+                            k -= b
+                        p = (3, s, n, q, b0 & 1, p)
                     tk[0] = ticks_ms()
                     t = p[0]
                     if t == 3:
                         _, s, b, q, k, i = p
-                        if q == 2 or s is None:
-                            if q == 2:
-                                st["qos2_rejected"] += 1
+                        if type(b) is int:  # refused (b: its size): the app reports it, then it is acked
+                            st["oversize" if b > m else "malformed"] += 1
+                        if q == 2:
+                            st["qos2_rejected"] += 1
                         elif self.manual_ack:
                             asyncio.create_task(self.cb(self.on_message, s, b, k > 0,
                                                         (st["connects"], i) if q else None))

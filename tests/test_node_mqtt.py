@@ -92,10 +92,7 @@ def test_decode_control_packets():
     b"\x36\x05\x00\x01a\x00\x01",  # PUBLISH qos 3
     b"\x32\x03\x00\x01a",         # qos 1 without packet id
     b"\x32\x05\x00\x01a\x00\x00",  # qos 1 with packet id 0
-    b"\x30\x03\x00\x05a",         # topic longer than body
-    b"\x30\x02\x00\x00",          # empty topic
     b"\x30\x01\x00",              # truncated topic length
-    b"\x30\x03\x00\x01\xff",      # topic not UTF-8
     b"\x40\x02\x00\x00",          # packet id 0
     b"\x40\x03\x00\x01\x00",      # PUBACK with 3 bytes
     b"\x41\x02\x00\x01",          # flags on PUBACK
@@ -106,11 +103,45 @@ def test_decode_control_packets():
     b"\x00\x00",                  # reserved type 0
     b"\x10\x00",                  # CONNECT from a server
     b"\x82\x02\x00\x01",          # SUBSCRIBE from a server
+    b"\x32\x04\x00\x05\x00\x07",  # qos 1 with its packet id inside a cut topic
+    b"\x32\x02\x00\x00",          # qos 1, empty topic, no packet id
+    b"\x32\x00",                  # empty PUBLISH
 ])
 def test_decode_rejects(raw):
     with pytest.raises(M.MalformedPacket) as ei:
         M.decode(*split(raw))
     assert isinstance(ei.value, DecodeError) and ei.value.args[0] == raw[0]
+
+
+@pytest.mark.parametrize("raw,want", [
+    (b"\x30\x03\x00\x05a", (3, None, 3, 0, 0, 0)),                 # topic longer than the body
+    (b"\x30\x02\x00\x00", (3, None, 2, 0, 0, 0)),                  # empty topic
+    (b"\x31\x03\x00\x01\xff", (3, None, 3, 0, 1, 0)),              # topic not UTF-8, retained
+    (b"\x32\x07\x00\x01\xff\x00\x09xy", (3, None, 7, 1, 0, 9)),    # the same at QoS 1: its id kept
+    (b"\x32\x04\x00\x00\x00\x05", (3, None, 4, 1, 0, 5)),          # QoS 1, empty topic
+    (b"\x34\x05\x00\x01\xc3\x00\x02", (3, None, 5, 2, 0, 2)),      # QoS 2, a cut UTF-8 sequence
+])
+def test_decode_refuses_a_publish_it_can_still_acknowledge(raw, want):
+    """A PUBLISH the node cannot take but can acknowledge (its packet id is readable): decoded as
+    a refusal (topic None, payload = its size), so the client reports and acks it instead of
+    dropping the connection (the broker would redeliver it on the next one, for ever)."""
+    assert M.decode(*split(raw)) == want
+
+
+def test_decode_truncated_packets_are_refused_or_shorter():
+    """Every cut of a valid packet's body: MalformedPacket, or (a PUBLISH at QoS 0, whose payload
+    has no length of its own) the same message with less payload, or a refusal."""
+    whole = [pub("a/b", b"xyz", 1, pid=300), pub("a/b", b"xyz", 0), b"\x40\x02\x01\x2c",
+             b"\x90\x03\x01\x2c\x01", b"\xb0\x02\x00\x07", b"\x62\x02\x00\x07"]
+    for raw in whole:
+        b0, body = split(raw)
+        for cut in range(len(body)):
+            try:
+                got = M.decode(b0, body[:cut])
+            except M.MalformedPacket as e:
+                assert e.args[0] == b0
+                continue
+            assert got[0] == 3 and (got[1] is None or body[:cut].startswith(b"\x00\x03a/b")), (raw, cut, got)
 
 
 @settings(max_examples=2000, deadline=None)
@@ -517,7 +548,10 @@ def test_mp_resubscribes_after_restart_without_persistence(tmp_path, mp_mpy, nod
 
 def test_mp_fake_broker_malformed_packets_counted_node_survives(mp_mpy, nodes):
     """Connection by connection, the fake broker misbehaves; the node counts, reconnects and
-    finally leaves cleanly when told to on the last, well-behaved connection."""
+    finally leaves cleanly when told to on the last, well-behaved connection.  On that one it is
+    sent messages it must refuse (oversize up to 1 MiB, in a 64 KB heap; a topic that is not
+    UTF-8 or too long to keep; retained or not): each is read past, reported to the app once and
+    acknowledged, and the connection stays up."""
     good = b"\x20\x02\x00\x00"
     acks = {}
 
@@ -526,18 +560,21 @@ def test_mp_fake_broker_malformed_packets_counted_node_survives(mp_mpy, nodes):
         if i == 0:
             c.sendall(b"\x20\x03\x00\x00\x00")             # garbage CONNACK
         elif i == 1:
-            c.sendall(good + b"\x30\xff\xff\xff\x7f")       # 256 MiB remaining length
+            c.sendall(good + b"\x32\xff\xff\xff\xff")       # 5-byte remaining length
         elif i == 2:
             c.sendall(good + b"\xf0\x00")                   # unknown packet type
         elif i == 3:
             c.sendall(good + b"\x32\x0a\x00\x03a/b")        # truncated, then EOF
         elif i == 4:
-            c.sendall(good + b"\x32\xff\xff\xff\xff")       # 5-byte remaining length
+            c.sendall(good + b"\x90\xa0\x9c\x01" + bytes(20000))  # an oversize SUBACK
         else:
             c.sendall(good)
-            big = pub("x/big", b"z" * 10000, 1, pid=77)
-            c.sendall(big)                                   # oversize, but dropped + acked
-            acks["big"] = recv_packet(c)
+            for name, raw in [("big", pub("x/big", b"z" * 70000, 1, pid=77)),            # over 8 x max_packet
+                              ("huge", pub("x/huge", b"z" * (1 << 20), 1, pid=80, retain=True)),
+                              ("long", pub("x/" + "t" * 300, b"z" * 9000, 1, pid=81)),  # topic not kept
+                              ("utf8", b"\x32\x07\x00\x01\xff\x00\x52xy")]:       # small, topic not UTF-8
+                c.sendall(raw)
+                acks[name] = recv_packet(c)
             c.sendall(pub("x/q2", b"q2", 2, pid=78))
             acks["q2"] = recv_packet(c)
             c.sendall(b"\x62\x02\x00\x4e")                  # PUBREL 78
@@ -554,7 +591,7 @@ def test_mp_fake_broker_malformed_packets_counted_node_survives(mp_mpy, nodes):
 
     fb = FakeBroker(script)
     try:
-        node = Node(mp_mpy, port=fb.port, prefix="f", id="fuzz-node", supervise=True,
+        node = Node(mp_mpy, heap="64K", port=fb.port, prefix="f", id="fuzz-node", supervise=True,
                     subscribe=False, run_for=20, backoff_min=0.02, backoff_max=0.1)
         nodes.append(node)
         st = node.wait("stats", 20)["stats"]
@@ -563,12 +600,74 @@ def test_mp_fake_broker_malformed_packets_counted_node_survives(mp_mpy, nodes):
     finally:
         fb.close()
     assert not fb.errors, fb.errors
-    assert acks["big"] == (0x40, b"\x00\x4d")
+    assert acks["big"] == (0x40, b"\x00\x4d") and acks["huge"] == (0x40, b"\x00\x50")
+    assert acks["long"] == (0x40, b"\x00\x51") and acks["utf8"] == (0x40, b"\x00\x52")
     assert acks["q2"] == (0x50, b"\x00\x4e")
     assert acks["rel"] == (0x70, b"\x00\x4e")
     assert acks["echo"][0] >> 4 == 3 and acks["echo"][1].endswith(b"still-alive")
-    assert st["malformed"] == 4 and st["oversize"] == 2 and st["qos2_rejected"] == 1
-    assert st["connects"] == 5 and st["conn_fail"] == 1 and st["rx"] == 2
+    refused = [(e["topic"], e["size"], e["retained"]) for e in node.seen if e["ev"] == "refused"]
+    assert refused == [("x/big", 70009, False), ("x/huge", (1 << 20) + 10, True), (None, 9306, False),
+                       (None, 7, False)]
+    assert st["malformed"] == 5 and st["oversize"] == 3 and st["qos2_rejected"] == 1  # 4 closed, 1 refused
+    assert st["connects"] == 5 and st["conn_fail"] == 1 and st["rx"] == 6
+
+
+def test_cpython_driver_malformed_packet_keeps_the_session_state():
+    """A packet that cannot be framed closes the connection (counted) and changes nothing else:
+    the unacked QoS 1 publish is resent with DUP and the subscription restored on the next
+    connection; an oversize message there is refused (reported to the hook, acked) in between."""
+    seen = {}
+
+    def script(c, i):
+        recv_packet(c)
+        c.sendall(b"\x20\x02\x00\x00" if i == 0 else b"\x20\x02\x01\x00")
+        got = seen.setdefault(i, [])
+        while True:
+            try:
+                b0, body = recv_packet(c)
+            except (EOFError, OSError):
+                return
+            got.append((b0, bytes(body)))
+            if b0 == 0x82:  # SUBSCRIBE -> SUBACK
+                c.sendall(b"\x90\x03" + body[:2] + b"\x01")
+            elif b0 >> 4 == 3 and i == 0:
+                c.sendall(b"\x32\x82\x80\x80\x80\x80")  # 5-byte remaining length: cannot be framed
+            elif b0 >> 4 == 3:
+                c.sendall(b"\x40\x02" + body[2 + body[1]:4 + body[1]])
+                c.sendall(pub("t/in", b"z" * 100000, 1, pid=9))
+                c.sendall(pub("t/in", b"next", 1, pid=10))
+
+    fb = FakeBroker(script)
+    try:
+        async def main():
+            msgs = []
+            cl = M.MQTTClient("ms", "127.0.0.1", fb.port, keepalive=5, clean_session=False,
+                              backoff_min=0.05, backoff_max=0.1, max_packet=1024,
+                              on_message=lambda *a: msgs.append(a))
+            cl.start()
+            while not cl.connected:
+                await asyncio.sleep(0.01)
+            assert await cl.subscribe([("t/in", 1)]) == b"\x01"
+            await cl.publish("t/out", b"m0", 1)
+            deadline = time.monotonic() + 10
+            while len(msgs) < 2:
+                assert time.monotonic() < deadline, (msgs, cl.stats)
+                await asyncio.sleep(0.01)
+            await flush(cl, 5)
+            st, filters = dict(cl.stats), dict(cl.filters)
+            await cl.disconnect()
+            return msgs, st, filters
+        msgs, st, filters = run_async(main())
+    finally:
+        fb.close()
+    assert not fb.errors, fb.errors
+    assert msgs == [("t/in", 100008, False), ("t/in", b"next", False)]
+    assert st["malformed"] == 1 and st["oversize"] == 1 and st["connects"] == 2 and st["retransmits"] == 1
+    assert filters == {"t/in": 1}
+    again = seen[1]
+    assert again[0][0] == 0x3A and again[0][1].endswith(b"m0")  # resent with DUP, first
+    assert any(b0 == 0x82 for b0, _ in again)                    # the subscription restored
+    assert (0x40, b"\x00\x09") in again and (0x40, b"\x00\x0a") in again
 
 
 def test_mp_heap_cost_64k(mosquitto, mp_mpy, nodes):

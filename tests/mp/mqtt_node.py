@@ -5,6 +5,7 @@
 # at QoS q. <p>/ctl accepts b"stats" (print stats), b"quit" (clean disconnect, exit) and
 # b"stray" (the next asyncio.wait_for raises CancelledError although nothing cancelled its task:
 # what MicroPython's wait_for does when its helper task runs out of heap).
+# A message the client refuses (oversize, malformed) prints {"ev": "refused"}.
 # With "count": N, publishes N QoS 1 messages b"<seq>" to <p>/seq every "interval_ms".
 import sys
 import gc
@@ -49,6 +50,9 @@ def stats():
 
 def on_message(topic, payload, retained):
     count["rx"] += 1
+    if type(payload) is int:  # refused by the client (oversize or malformed): it acks it after this
+        out(ev="refused", topic=topic, size=payload, retained=retained)
+        return
     if topic == P + "/ctl":
         if payload == b"quit":
             done.set()
