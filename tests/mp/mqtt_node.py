@@ -3,8 +3,8 @@
 # Prints one JSON object per line on stdout: {"ev": ...}.
 # Subscribes to <p>/in/0 (QoS 0) and <p>/in/1 (QoS 1) and echoes each message to <p>/out/<q>
 # at QoS q. <p>/ctl accepts b"stats" (print stats), b"quit" (clean disconnect, exit) and
-# b"stray" (the next asyncio.wait_for raises CancelledError although nothing cancelled its task:
-# what MicroPython's wait_for does when its helper task runs out of heap).
+# b"stray" (the supervisor task is cancelled, not by disconnect(): what its watchdog does to a
+# dead connection, and what MicroPython's asyncio may do to a task whose helper ran out of heap).
 # A message the client refuses (oversize, malformed) prints {"ev": "refused"}.
 # With "count": N, publishes N QoS 1 messages b"<seq>" to <p>/seq every "interval_ms".
 import sys
@@ -59,26 +59,15 @@ def on_message(topic, payload, retained):
         elif payload == b"stats":
             out(ev="stats", stats=stats(), inflight=len(client.inflight))
         elif payload == b"stray":
-            stray.append(1)
+            asyncio.create_task(_stray())
         return
     q = int(topic[-1])
     count["tx"] += 1
     return client.publish(P + "/out/%d" % q, payload, q)  # async: the reader awaits it
 
 
-stray = []
-_wait_for = asyncio.wait_for
-
-
-def wait_for(aw, t):
-    if stray:
-        stray.pop()
-        aw.close()  # (never awaited)
-        raise asyncio.CancelledError()
-    return _wait_for(aw, t)
-
-
-asyncio.wait_for = wait_for
+async def _stray():
+    client.task.cancel()  # (from another task: a task cannot cancel itself)
 
 
 def on_connect(sp):
