@@ -30,6 +30,39 @@ STEP_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 
 
+class Step:
+    """One row of a fork's state table: what starts the step, what the gateway sends in it, the
+    reply that ends it, its timeout (a timeout fails the fork: the parent is untouched)."""
+
+    def __init__(self, name, starts, sends, ends, timeout_s):
+        self.name, self.starts, self.sends, self.ends, self.timeout_s = name, starts, sends, ends, timeout_s
+
+
+STEPS = (
+    Step("snap", "`netedge fork` is accepted (state kept under the parent's origin)", "`snap` to the parent's host",
+         "`snap` from the parent's host: the child is created (identity, ForkRecord, genesis)", STEP_TIMEOUT_S),
+    Step("keys", "the child exists (a fork requested, or a group's loss)", "the child's key slot to the node",
+         "the driver reports the push done", KEYS_TIMEOUT_S),
+    Step("restore", "the node holds the child's key slot", "`promote` with the re-rooted record, epoch 1",
+         "`restored` from the node", STEP_TIMEOUT_S),
+    Step("listen", "the child is restored, held", "`listen`", "`listening` from the node", STEP_TIMEOUT_S),
+    Step("start", "the node is subscribed to the child's inbox", "`start`",
+         "`active` from the node: the lineage is recorded, the operator answered", STEP_TIMEOUT_S),
+)
+BY_NAME = {s.name: s for s in STEPS}
+
+# (step, event) -> (who may send it, handler).  `failed` from the party of any step fails the fork.
+TRANSITIONS = {
+    ("snap", "snap"): ("host", "_on_snap"),
+    ("keys", "keys pushed"): ("driver", "keys_pushed"),
+    ("restore", "restored"): ("node", "_on_restored"),
+    ("listen", "listening"): ("node", "_on_listening"),
+    ("start", "active"): ("node", "_on_active"),
+}
+TRANSITIONS.update({(s.name, "failed"): ("host" if s.name == "snap" else "node", "_on_failed") for s in STEPS
+                    if s.name != "keys"})
+
+
 def key_of(origin):
     return "%s%08x" % (PREFIX, origin)
 
@@ -121,37 +154,59 @@ class ForkOrchestrator:
         self._send(acts, st["to"], "promote", st, kind=st["kind"], epoch=1, rec=bytes.fromhex(st["rec"]))
 
     def on_reply(self, acts, node, body):
-        """A MIGRATION frame; True when it belonged to a fork."""
+        """A MIGRATION frame; True when it belonged to a fork.  TRANSITIONS says which reply each
+        step takes, and from whom."""
         op, m, origin = body.get("op"), body.get("m"), body.get("o")
         st = self.store.get_state(key_of(origin)) if type(origin) is int else None
         if st is None or st["m"] != m:
             return False
-        if op == "failed":
-            self._fail(acts, st, "%s answered %s: %s" % (node, body.get("code"), body.get("detail")))
-        elif op == "snap" and st["step"] == "snap":
-            head, _ = check_snapshot(body, origin)
-            rec, seq = body["rec"], head.sequence
-            self.store.delete_state(key_of(origin))
-            self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
-        elif op == "restored" and st["step"] == "restore" and node == st["to"]:
-            st.update(step="listen", at=self.clock.stamp(key_of(origin)))
-            self.store.put_state(key_of(origin), st)
-            self._send(acts, node, "listen", st)
-        elif op == "listening" and st["step"] == "listen" and node == st["to"]:
-            st.update(step="start", at=self.clock.stamp(key_of(origin)))
-            self.store.put_state(key_of(origin), st)
-            self._send(acts, node, "start", st)
-        elif op == "active" and st["step"] == "start" and node == st["to"]:
-            self.store.delete_state(key_of(origin))
-            self.store.put_state("forked:%08x" % origin, {"parent": st["parent"], "fork_seq": st["fork_seq"],
-                                                          "node": node, "why": st["why"], "at": self.clock.wall()})
-            self.store.update_daemon(origin, status="active")
-            self.core.dirty.update((origin, st["parent"]))
-            log.warning("fork %08x of %08x at seq %d is active on %s", origin, st["parent"], st["fork_seq"], node)
-            if st.get("client") is not None:
-                self.core._reply(acts, st["client"], st["rid"], True, result={
-                    "origin": origin, "parent": st["parent"], "fork_seq": st["fork_seq"], "node": node})
+        party, handler = TRANSITIONS.get((st["step"], op), (None, None))
+        if handler is None or node != self._party(st, party):
+            log.info("fork of %08x: reply %s from %s in step %s ignored", origin, op, node, st["step"])
+            return True
+        getattr(self, handler)(acts, st, node, body)
         return True
+
+    def _party(self, st, party):
+        if party == "host":  # (the parent's, while a requested fork copies it)
+            d = self.store.daemon(st["origin"])
+            return d.host_node if d is not None else None
+        return st["to"]
+
+    # -- the transitions (TRANSITIONS) ---------------------------------------------------------
+
+    def _on_failed(self, acts, st, node, body):
+        self._fail(acts, st, "%s answered %s: %s" % (node, body.get("code"), body.get("detail")))
+
+    def _on_snap(self, acts, st, node, body):
+        origin = st["origin"]
+        head, _ = check_snapshot(body, origin)
+        rec, seq = body["rec"], head.sequence
+        self.store.delete_state(key_of(origin))
+        self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
+
+    def _next_step(self, acts, st, step, cmd):
+        st.update(step=step, at=self.clock.stamp(key_of(st["origin"])))
+        self.store.put_state(key_of(st["origin"]), st)
+        self._send(acts, st["to"], cmd, st)
+
+    def _on_restored(self, acts, st, node, body):
+        self._next_step(acts, st, "listen", "listen")
+
+    def _on_listening(self, acts, st, node, body):
+        self._next_step(acts, st, "start", "start")
+
+    def _on_active(self, acts, st, node, body):
+        origin = st["origin"]
+        self.store.delete_state(key_of(origin))
+        self.store.put_state("forked:%08x" % origin, {"parent": st["parent"], "fork_seq": st["fork_seq"],
+                                                      "node": node, "why": st["why"], "at": self.clock.wall()})
+        self.store.update_daemon(origin, status="active")
+        self.core.dirty.update((origin, st["parent"]))
+        log.warning("fork %08x of %08x at seq %d is active on %s", origin, st["parent"], st["fork_seq"], node)
+        if st.get("client") is not None:
+            self.core._reply(acts, st["client"], st["rid"], True, result={
+                "origin": origin, "parent": st["parent"], "fork_seq": st["fork_seq"], "node": node})
 
     def _fail(self, acts, st, why):
         self.store.delete_state(key_of(st["origin"]))
@@ -163,6 +218,6 @@ class ForkOrchestrator:
 
     def tick(self, acts):
         for key, st in self.store.list_states(PREFIX):
-            limit = KEYS_TIMEOUT_S if st["step"] == "keys" else STEP_TIMEOUT_S
+            limit = BY_NAME[st["step"]].timeout_s
             if self.clock.age(key, st["at"]) > limit:
                 self._fail(acts, st, "no answer in step %s for %ds" % (st["step"], limit))

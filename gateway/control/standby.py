@@ -34,6 +34,64 @@ FEED_WINDOW = 3           # feed batches in flight: hides the round trip, stays 
 MAX_PROMOTIONS_KEPT = 8
 
 
+class Step:
+    """One row of a group's state table: a step of the StandbyGroup, what starts it, its timeout
+    and what the timeout does."""
+
+    def __init__(self, name, starts, timeout_s, on_timeout):
+        self.name, self.starts, self.timeout_s, self.on_timeout = name, starts, timeout_s, on_timeout
+
+
+STEPS = (
+    Step("keys", "the request is accepted: the daemon's key slot is pushed to every member", CREATE_TIMEOUT_S,
+         "the group fails (counted from its creation)"),
+    Step("activate", "every member holds the key slot: `activate` (epoch 1) to the first active", ACTIVATE_RETRY_S,
+         "`activate` again; %d s after the creation the group fails" % CREATE_TIMEOUT_S),
+    Step("sync0", "the active's heartbeat lists it at epoch 1: the first sync (`snap`)", REPLY_TIMEOUT_S,
+         "the sync is asked again; %d s after the creation the group fails" % CREATE_TIMEOUT_S),
+    Step("running", "every standby that is up kept the first sync (the operator's reply)", REPLY_TIMEOUT_S,
+         "an unanswered sync is dropped; the policy (N events / S seconds) asks again"),
+    Step("promoting", "the active is lost: the epoch bump (host: the best standby), then `promote`",
+         REPLY_TIMEOUT_S, "the next candidate is promoted at a further epoch (none left: `orphaned`)"),
+    Step("orphaned", "no healthy standby to promote", None, "- (a member's heartbeat promotes it)"),
+    Step("lost", "the log cannot rebuild the events after the snapshot: NodeCrash and a fork", None, "-"),
+)
+BY_NAME = {s.name: s for s in STEPS}
+SYNCING = ("sync0", "running")  # the steps a sync runs in
+SETTLED = ("sync0", "running", "promoting", "orphaned", "lost")  # every member holds the key and a role
+
+
+class Transition:
+    """One row of a group's transition table: in these steps, this event from this party runs
+    this handler, which leads to `then`."""
+
+    def __init__(self, steps, event, party, handler, then):
+        self.steps, self.event, self.party, self.handler, self.then = steps, event, party, handler, then
+
+
+# Node replies (op of a MIGRATION frame) and the orchestrator's other inputs, per step.  A reply
+# to a step the group is not in (e.g. a late `kept` of a finished sync) is dropped (logged).
+TRANSITION_ROWS = (
+    Transition(("keys",), "keys pushed", "driver", "keys_pushed",
+               "`activate` once every member has the slot; a push error fails the group"),
+    Transition(("activate",), "hosted", "active", "on_heartbeat", "`sync0` (the first sync)"),
+    Transition(SYNCING, "snap", "active", "_on_snap",
+               "snapshot stored, `keep` to the standbys up (none up: synced)"),
+    Transition(SETTLED, "kept", "member", "_on_kept", "synced once every standby up kept its seq: `running`"),
+    Transition(SETTLED, "demoted", "member", "_on_demoted", "a standby again, given the latest synced copy"),
+    Transition(SYNCING, "failed", "member", "_on_sync_failed", "the sync is dropped (the policy asks again)"),
+    Transition(SYNCING, "active lost", "driver", "on_node_down", "`promoting` (no candidate: `orphaned`)"),
+    Transition(("promoting",), "restored", "promoted", "_on_restored",
+               "the log's backlog is fed (the log lacks an input: `lost`)"),
+    Transition(("promoting",), "fed", "promoted", "_on_fed", "the next batches, then `listen`"),
+    Transition(("promoting",), "listening", "promoted", "_on_listening", "what was logged since, then `start`"),
+    Transition(("promoting",), "active", "promoted", "_on_active", "`running` (the promotion recorded, a sync)"),
+    Transition(("promoting",), "failed", "promoted", "_on_promote_failed", "the next candidate is promoted"),
+    Transition(("orphaned",), "member back", "member", "on_heartbeat", "`promoting`"),
+)
+TRANSITIONS = {(step, t.event): t for t in TRANSITION_ROWS for step in t.steps}
+
+
 class GroupError(ValueError):
     """A group request the gateway refuses (nothing was changed)."""
 
@@ -45,6 +103,7 @@ def key_of(origin):
 class StandbyOrchestrator:
     def __init__(self, core):
         self.core = core
+        self.frame = core._frame  # (ftype, body) -> frame bytes
         self.store = core.store
         self.clock = core.clock  # monotonic `now` and persisted steps' ages (control/clock.py)
         # every group in RAM: chain events consult it per event, without a query
@@ -75,7 +134,7 @@ class StandbyOrchestrator:
 
     def _send(self, acts, node, cmd, st, m, **extra):
         body = dict(extra, cmd=cmd, m=m, origin=st["origin"])
-        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+        acts.publish.append((T.node(node, "ctl"), self.frame(FR.CONTROL, body), 1, False))
 
     def _online(self, node):
         n = self.store.node(node)
@@ -188,63 +247,93 @@ class StandbyOrchestrator:
     # -- node replies -------------------------------------------------------------------------
 
     def on_reply(self, acts, node, body):
-        """A MIGRATION frame from a node; True when it belonged to a group."""
+        """A MIGRATION frame from a node; True when it belonged to a group.  TRANSITIONS says
+        which reply each step takes and from whom; the handler checks the operation id."""
         op, m, origin = body.get("op"), body.get("m"), body.get("o")
         st = self.groups.get(origin)
         if st is None or type(m) is not int:
             return False
-        sync, promo = st["sync"] or {}, st["promo"] or {}
         seq = body.get("seq")
         if op in ("kept", "demoted", "active", "fed") and not (type(seq) is int and seq >= -1):
             raise FR.MalformedFrame("%s needs seq: int" % op)
-        if op == "snap" and node == st["active"] and m == sync.get("m"):
-            head, r = check_snapshot(body, origin)
-            rec = body["rec"]
-            self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
-            st["last_sync"] = {"seq": head.sequence, "at": self._stamp(st, "last_sync")}
-            st["sync"]["at"] = self._stamp(st, "sync")
+        t = TRANSITIONS.get((st["step"], op))
+        if t is None or not self._is_party(st, t.party, node):
+            # (a late answer to a finished step: a group's daemon never migrates)
+            log.info("group %08x: reply %s from %s in step %s ignored", origin, op, node, st["step"])
+            return True
+        getattr(self, t.handler)(acts, st, node, m, body)
+        return True
+
+    def _is_party(self, st, party, node):
+        if party == "active":
+            return node == st["active"]
+        if party == "promoted":
+            return st["promo"] is not None and node == st["promo"]["to"]
+        return node in st["members"]
+
+    # -- the transitions (TRANSITIONS) ----------------------------------------------------------
+
+    def _on_snap(self, acts, st, node, m, body):
+        if st["sync"] is None or m != st["sync"]["m"]:
+            return
+        origin = st["origin"]
+        head, r = check_snapshot(body, origin)
+        self.store.put_snapshot(origin, head.sequence, body["rec"], head_link=head, head_forward=r["next"])
+        st["last_sync"] = {"seq": head.sequence, "at": self._stamp(st, "last_sync")}
+        st["sync"]["at"] = self._stamp(st, "sync")
+        self._save(st)
+        standbys = [n for n, mb in st["members"].items() if mb["role"] == "standby"]
+        self._keep(acts, st, standbys)
+        if not [n for n in standbys if st["members"][n]["up"]]:
+            self._synced(acts, st)
+
+    def _on_kept(self, acts, st, node, m, body):
+        st["members"][node]["seq"] = body["seq"]
+        if st["sync"] is not None and all(mb["seq"] == st["last_sync"]["seq"] for n, mb in st["members"].items()
+                                          if mb["role"] == "standby" and mb["up"]):
+            self._synced(acts, st)
+        else:
             self._save(st)
-            standbys = [n for n, mb in st["members"].items() if mb["role"] == "standby"]
-            self._keep(acts, st, standbys)
-            if not [n for n in standbys if st["members"][n]["up"]]:
-                self._synced(acts, st)
-            return True
-        if op == "kept" and node in st["members"]:
-            st["members"][node]["seq"] = seq
-            if st["sync"] is not None and all(mb["seq"] == st["last_sync"]["seq"] for n, mb in st["members"].items()
-                                              if mb["role"] == "standby" and mb["up"]):
-                self._synced(acts, st)
-            else:
-                self._save(st)
-            return True
-        if op == "demoted" and node in st["members"]:
-            # a deposed active rejoined as a standby: its copy may hold events the group never
-            # accepted, so it gets the latest synced copy before it can be promoted
-            st["members"][node].update(role="standby", seq=None, up=True)
-            self._save(st)
-            if st["last_sync"] is not None:
-                self._keep(acts, st, [node])
-            return True
-        if promo and m == promo["m"] and node == promo["to"]:
-            if op == "restored":
-                self._replay(acts, st)
-            elif op == "fed":
-                self._feed(acts, st, body.get("b"))
-            elif op == "listening":
-                self._catch_up(acts, st)
-            elif op == "active":
-                self._promoted(acts, st, body.get("seq"))
-            elif op == "failed":
-                self._promote(acts, st, "%s failed: %s" % (node, F.NAMES.get(body.get("code"), body.get("code"))))
-            return True
-        if op == "failed" and m == sync.get("m"):
-            log.warning("group %08x: sync step failed on %s: %s", origin, node, body.get("detail"))
-            if node in st["members"] and node != st["active"]:
-                st["members"][node]["seq"] = None
-            st["sync"] = None
-            self._save(st)
-            return True
-        return True  # a late answer to a finished step (a group's daemon never migrates)
+
+    def _on_demoted(self, acts, st, node, m, body):
+        # a deposed active rejoined as a standby: its copy may hold events the group never
+        # accepted, so it gets the latest synced copy before it can be promoted
+        st["members"][node].update(role="standby", seq=None, up=True)
+        self._save(st)
+        if st["last_sync"] is not None:
+            self._keep(acts, st, [node])
+
+    def _on_sync_failed(self, acts, st, node, m, body):
+        if st["sync"] is None or m != st["sync"]["m"]:
+            return
+        log.warning("group %08x: sync step failed on %s: %s", st["origin"], node, body.get("detail"))
+        if node != st["active"]:
+            st["members"][node]["seq"] = None
+        st["sync"] = None
+        self._save(st)
+
+    def _promotion_reply(self, st, m):
+        return st["promo"] is not None and m == st["promo"]["m"]
+
+    def _on_restored(self, acts, st, node, m, body):
+        if self._promotion_reply(st, m):
+            self._replay(acts, st)
+
+    def _on_fed(self, acts, st, node, m, body):
+        if self._promotion_reply(st, m):
+            self._feed(acts, st, body.get("b"))
+
+    def _on_listening(self, acts, st, node, m, body):
+        if self._promotion_reply(st, m):
+            self._catch_up(acts, st)
+
+    def _on_active(self, acts, st, node, m, body):
+        if self._promotion_reply(st, m):
+            self._promoted(acts, st, body["seq"])
+
+    def _on_promote_failed(self, acts, st, node, m, body):
+        if self._promotion_reply(st, m):
+            self._promote(acts, st, "%s failed: %s" % (node, F.NAMES.get(body.get("code"), body.get("code"))))
 
     def _synced(self, acts, st):
         st["sync"] = None
@@ -263,13 +352,13 @@ class StandbyOrchestrator:
                 mb["up"] = True
                 log.info("group %08x: member %s is back", st["origin"], node)
                 self._save(st)
-                if st["step"] == "orphaned":
+                if (st["step"], "member back") in TRANSITIONS:
                     self._promote(acts, st, "member %s is back" % node)
                 elif (mb["role"] == "standby" and st["last_sync"] is not None and st["sync"] is None
                       and not any(isinstance(d, dict) and d.get("origin") == st["origin"]
                                   for d in hb.get("daemons") or [])):  # (a deposed active: demoted first)
                     self._keep(acts, st, [node])
-            if st["step"] == "activate" and node == st["active"]:
+            if (st["step"], "hosted") in TRANSITIONS and node == st["active"]:
                 if any(isinstance(d, dict) and d.get("origin") == st["origin"] and d.get("epoch") == 1
                        for d in hb.get("daemons") or []):
                     st["step"] = "sync0"
@@ -294,7 +383,7 @@ class StandbyOrchestrator:
                 continue
             mb["up"] = False
             self._save(st)
-            if node == st["active"] and st["step"] in ("running", "sync0"):
+            if node == st["active"] and (st["step"], "active lost") in TRANSITIONS:
                 st["sync"] = None
                 self._promote(acts, st, "%s: %s" % (node, why), failed=node)
             elif node != st["active"]:
@@ -433,17 +522,21 @@ class StandbyOrchestrator:
     # -- timers ---------------------------------------------------------------------------------
 
     def tick(self, acts):
+        """Each step's timeout (STEPS), and the sync policy of a running group."""
         for st in list(self.groups.values()):
             step = st["step"]
-            if step == "activate" and self._age(st, "at", st["at"]) >= ACTIVATE_RETRY_S:
+            limit = BY_NAME[step].timeout_s
+            if step == "keys" and self._age(st, "created", st["created"]) > limit:
+                self._fail(acts, st, "the key slots were not provisioned in %d s" % limit)
+            elif step == "activate" and self._age(st, "at", st["at"]) >= limit:
                 st["at"] = self._stamp(st, "at")
                 body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": 1}
-                acts.publish.append((T.node(st["active"], "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+                acts.publish.append((T.node(st["active"], "ctl"), self.frame(FR.CONTROL, body), 1, False))
                 if self._age(st, "created", st["created"]) > CREATE_TIMEOUT_S:
                     self._fail(acts, st, "node %s did not activate it in %d s" % (st["active"], CREATE_TIMEOUT_S))
-            elif step == "promoting" and self._age(st, "promo", st["promo"]["at"]) > REPLY_TIMEOUT_S:
+            elif step == "promoting" and self._age(st, "promo", st["promo"]["at"]) > limit:
                 self._promote(acts, st, "%s did not answer the promotion" % st["promo"]["to"], failed=st["promo"]["to"])
-            elif st["sync"] is not None and self._age(st, "sync", st["sync"]["at"]) > REPLY_TIMEOUT_S:
+            elif st["sync"] is not None and self._age(st, "sync", st["sync"]["at"]) > limit:
                 st["sync"] = None  # retried by the policy below
                 self._save(st)
             elif step == "sync0" and self._age(st, "created", st["created"]) > CREATE_TIMEOUT_S:
