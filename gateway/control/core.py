@@ -16,6 +16,7 @@ from ...shared.log import ChainEvent, Duplicate
 from ..rows import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
 from .clock import ControlClock, FrameCounter
+from .state import DeployState, NodeBoot
 from .routes import Routes
 from .status import continuity_of, daemon_status_body
 from .migration import MigrationOrchestrator
@@ -169,11 +170,11 @@ class GatewayCore:
                 if node in self.held_wills:  # (a will, then the node back at once: in that order)
                     self._will(acts, node)
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
-                boot, key = body.get("boot"), "boot:" + node
-                prev = self.store.get_state(key)
-                rebooted = None if prev is None or not _is_int(boot) else prev.get("id") != boot
+                boot = body.get("boot")
+                prev = self.store.load_state(NodeBoot, node)
+                rebooted = None if prev is None or not _is_int(boot) else prev.id != boot
                 if _is_int(boot) and rebooted is not False:
-                    self.store.put_state(key, {"id": boot})
+                    self.store.save_state(node, NodeBoot(id=boot))
                 self.migrations.node_up(acts, node, rebooted)
                 self.last_seen[node] = now
         elif leaf == "hb":
@@ -464,8 +465,8 @@ class GatewayCore:
                     raise ValueError("%r is not the origin of a standby group (see `netedge status`)" % (origin,))
                 if not self.standby.sync(acts, st):
                     raise ValueError("group %08x cannot sync now: it is %s%s" % (
-                        origin, st["step"], " (a sync is in flight)" if st["sync"] else ""))
-                self._reply(acts, client, rid, True, result={"origin": origin, "active": st["active"]})
+                        origin, st.step, " (a sync is in flight)" if st.sync else ""))
+                self._reply(acts, client, rid, True, result={"origin": origin, "active": st.active})
             else:
                 raise BadRequest("unknown request %r: expected 'deploy', 'stop', 'migrate', 'group_create' or "
                                  "'group_sync'" % (op,))
@@ -507,9 +508,9 @@ class GatewayCore:
         info = self.keystore.generate(kind)
         self.store.add_daemon(info.origin, kind, info.public_key, host_node=node, epoch=1, status="provisioning")
         key = "deploy:%08x" % info.origin
-        self.store.put_state(key, {"origin": info.origin, "kind": kind, "node": node, "epoch": 1,
-                                   "step": "push_keys", "client": client, "rid": rid,
-                                   "started": self.clock.stamp(key + ":started")})
+        self.store.save_state(info.origin, DeployState(origin=info.origin, kind=kind, node=node, epoch=1,
+                                                       step="push_keys", client=client, rid=rid,
+                                                       started=self.clock.stamp(key + ":started")))
         self.pending[key] = now
         log.info("deploy origin=%08x kind=%s node=%s", info.origin, kind, node)
         acts.push_keys.append((node, self._slots(node), self.routes.push(key, self)))
@@ -534,49 +535,51 @@ class GatewayCore:
         if owner is not self:
             owner.keys_pushed(acts, key, error)
             return acts
-        st = self.store.get_state(key)
+        st = self.store.load_state(DeployState, int(key.partition(":")[2], 16))
         if st is None:
             return acts
         if error:
-            self.store.delete_state(key)
-            self.store.update_daemon(st["origin"], status="failed")
-            self._reply(acts, st["client"], st["rid"], False, error="provisioning failed: %s" % error)
+            self.store.drop_state(DeployState, st.origin)
+            self.store.update_daemon(st.origin, status="failed")
+            self._reply(acts, st.client, st.rid, False, error="provisioning failed: %s" % error)
             return acts
-        st["step"] = "activate"
-        self.store.put_state(key, st)
+        st.step = "activate"
+        self.store.save_state(st.origin, st)
         self.pending[key] = None  # send the activation at the next tick
         return acts
 
     def _retry_deploys(self, acts, now):
-        for key, st in self.store.list_states("deploy:"):
-            if st["step"] != "activate":
+        for origin, st in self.store.states(DeployState):
+            key = "deploy:%08x" % origin
+            if st.step != "activate":
                 continue
             last = self.pending.get(key)
-            if self.clock.age(key + ":started", st["started"]) > DEPLOY_TIMEOUT_S:
+            if self.clock.age(key + ":started", st.started) > DEPLOY_TIMEOUT_S:
                 self.clock.forget(key + ":started")
-                self.store.delete_state(key)
-                self.store.update_daemon(st["origin"], status="failed")
+                self.store.drop_state(DeployState, origin)
+                self.store.update_daemon(st.origin, status="failed")
                 self.pending.pop(key, None)
-                self._reply(acts, st["client"], st["rid"], False,
-                            error="node %s did not activate %08x in %ds" % (st["node"], st["origin"], DEPLOY_TIMEOUT_S))
+                self._reply(acts, st.client, st.rid, False,
+                            error="node %s did not activate %08x in %ds" % (st.node, st.origin, DEPLOY_TIMEOUT_S))
                 continue
             if last is None or now - last >= DEPLOY_RETRY_S:
                 self.pending[key] = now
-                body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": st["epoch"]}
-                acts.publish.append((T.node(st["node"], "ctl"), self._frame(FR.CONTROL, body), 1, False))
+                body = {"cmd": "activate", "origin": st.origin, "kind": st.kind, "epoch": st.epoch}
+                acts.publish.append((T.node(st.node, "ctl"), self._frame(FR.CONTROL, body), 1, False))
 
     def _check_deploys(self, acts, node, hb, now):
         hosted = {d.get("origin"): d.get("epoch") for d in hb.get("daemons") or [] if isinstance(d, dict)}
-        for key, st in self.store.list_states("deploy:"):
-            if st["node"] == node and hosted.get(st["origin"]) == st["epoch"]:
-                self.store.delete_state(key)
+        for origin, st in self.store.states(DeployState):
+            key = "deploy:%08x" % origin
+            if st.node == node and hosted.get(st.origin) == st.epoch:
+                self.store.drop_state(DeployState, origin)
                 self.pending.pop(key, None)
                 self.clock.forget(key + ":started")
-                self.store.update_daemon(st["origin"], status="active")
-                self.dirty.add(st["origin"])
-                log.info("deployed origin=%08x node=%s epoch=%d", st["origin"], node, st["epoch"])
-                self._reply(acts, st["client"], st["rid"], True,
-                            result={"origin": st["origin"], "node": node, "epoch": st["epoch"], "kind": st["kind"]})
+                self.store.update_daemon(st.origin, status="active")
+                self.dirty.add(st.origin)
+                log.info("deployed origin=%08x node=%s epoch=%d", st.origin, node, st.epoch)
+                self._reply(acts, st.client, st.rid, True,
+                            result={"origin": st.origin, "node": node, "epoch": st.epoch, "kind": st.kind})
 
     def _stop(self, acts, client, rid, origin):
         if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF):

@@ -22,6 +22,7 @@ from ...shared.fork import ForkRecord
 from ...shared.log import ChainEvent
 from .records import sign
 from .standby import check_snapshot
+from .state import ForkLineage, ForkState
 
 log = logging.getLogger("netedge.gateway")
 
@@ -69,7 +70,7 @@ def key_of(origin):
 
 def lineage_of(store, origin):
     """The finished fork that created `origin` ({"parent", "fork_seq", ...}), or None."""
-    return store.get_state("forked:%08x" % origin)
+    return store.load_state(ForkLineage, origin)
 
 
 class ForkOrchestrator:
@@ -79,7 +80,7 @@ class ForkOrchestrator:
         self.clock = core.clock  # monotonic `now` and persisted steps' ages (control/clock.py)
 
     def _send(self, acts, node, cmd, st, **extra):
-        body = dict(extra, cmd=cmd, m=st["m"], origin=st["origin"])
+        body = dict(extra, cmd=cmd, m=st.m, origin=st.origin)
         acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
 
     def _next_id(self):
@@ -87,10 +88,10 @@ class ForkOrchestrator:
 
     def open_op_ids(self):
         """The ids of the forks in progress (a restarted core routes their replies here)."""
-        return [st["m"] for _, st in self.store.list_states(PREFIX)]
+        return [st.m for _, st in self.store.states(ForkState)]
 
     def owns(self, origin):
-        return self.store.get_state(key_of(origin)) is not None
+        return self.store.load_state(ForkState, origin) is not None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -106,11 +107,11 @@ class ForkOrchestrator:
             raise ValueError("node %r is %s" % (to, "unknown" if n is None else n.status))
         if d.kind not in (n.info.get("kinds") or []):
             raise ValueError("node %r cannot host kind %r (it has %s)" % (to, d.kind, n.info.get("kinds")))
-        if self.store.get_state(key_of(parent)) is not None:
+        if self.store.load_state(ForkState, parent) is not None:
             raise ValueError("a fork of %08x is being prepared already" % parent)
-        st = {"origin": parent, "m": self._next_id(), "step": "snap", "to": to, "kind": d.kind,
-              "client": client, "rid": rid, "at": self.clock.stamp(key_of(parent)), "why": "requested"}
-        self.store.put_state(key_of(parent), st)
+        st = ForkState(origin=parent, m=self._next_id(), step="snap", to=to, kind=d.kind, client=client, rid=rid,
+                       at=self.clock.stamp(key_of(parent)), why="requested")
+        self.store.save_state(parent, st)
         self._send(acts, d.host_node, "snap", st)
 
     def from_snapshot(self, acts, parent, fork_seq, rec, to, why, client=None, rid=None):
@@ -131,10 +132,10 @@ class ForkOrchestrator:
         # (a fresh input window: the child has an inbox of its own, its senders start anew)
         r.update(origin=child, epoch=1, head=fr.fork_genesis.to_bytes(), next=fr.fork_genesis.forward_hash(b""),
                  last=None, window=InputWindow().to_obj())
-        st = {"origin": child, "parent": parent, "fork_seq": fork_seq, "m": self._next_id(), "step": "keys",
-              "to": to, "kind": d.kind, "rec": cbor.dumps(r, True).hex(), "why": why, "client": client,
-              "rid": rid, "at": self.clock.stamp(key_of(child))}
-        self.store.put_state(key_of(child), st)
+        st = ForkState(origin=child, parent=parent, fork_seq=fork_seq, m=self._next_id(), step="keys", to=to,
+                       kind=d.kind, rec=cbor.dumps(r, True).hex(), why=why, client=client, rid=rid,
+                       at=self.clock.stamp(key_of(child)))
+        self.store.save_state(child, st)
         log.warning("fork of %08x at seq %d: %08x on %s (%s)", parent, fork_seq, child, to, why)
         acts.push_keys.append((to, self.core._slots(to), self.core.routes.push(key_of(child), self)))
         return child
@@ -142,36 +143,36 @@ class ForkOrchestrator:
     # -- driver callbacks ------------------------------------------------------------------------
 
     def keys_pushed(self, acts, key, error):
-        st = self.store.get_state(key)
-        if st is None or st["step"] != "keys":
+        st = self.store.load_state(ForkState, int(key[len(PREFIX):], 16))
+        if st is None or st.step != "keys":
             return
         if error:
-            return self._fail(acts, st, "provisioning the key slot on %s failed: %s" % (st["to"], error))
-        st.update(step="restore", at=self.clock.stamp(key))
-        self.store.put_state(key, st)
+            return self._fail(acts, st, "provisioning the key slot on %s failed: %s" % (st.to, error))
+        st.step, st.at = "restore", self.clock.stamp(key)
+        self.store.save_state(st.origin, st)
         # the node restores it as a promoted standby would (no migration code to load): promote,
         # listen (subscribe), start
-        self._send(acts, st["to"], "promote", st, kind=st["kind"], epoch=1, rec=bytes.fromhex(st["rec"]))
+        self._send(acts, st.to, "promote", st, kind=st.kind, epoch=1, rec=bytes.fromhex(st.rec))
 
     def on_reply(self, acts, node, body):
         """A MIGRATION frame; True when it belonged to a fork.  TRANSITIONS says which reply each
         step takes, and from whom."""
         op, m, origin = body.get("op"), body.get("m"), body.get("o")
-        st = self.store.get_state(key_of(origin)) if type(origin) is int else None
-        if st is None or st["m"] != m:
+        st = self.store.load_state(ForkState, origin) if type(origin) is int and 0 <= origin <= 0xFFFFFFFF else None
+        if st is None or st.m != m:
             return False
-        party, handler = TRANSITIONS.get((st["step"], op), (None, None))
+        party, handler = TRANSITIONS.get((st.step, op), (None, None))
         if handler is None or node != self._party(st, party):
-            log.info("fork of %08x: reply %s from %s in step %s ignored", origin, op, node, st["step"])
+            log.info("fork of %08x: reply %s from %s in step %s ignored", origin, op, node, st.step)
             return True
         getattr(self, handler)(acts, st, node, body)
         return True
 
     def _party(self, st, party):
         if party == "host":  # (the parent's, while a requested fork copies it)
-            d = self.store.daemon(st["origin"])
+            d = self.store.daemon(st.origin)
             return d.host_node if d is not None else None
-        return st["to"]
+        return st.to
 
     # -- the transitions (TRANSITIONS) ---------------------------------------------------------
 
@@ -179,16 +180,16 @@ class ForkOrchestrator:
         self._fail(acts, st, "%s answered %s: %s" % (node, body.get("code"), body.get("detail")))
 
     def _on_snap(self, acts, st, node, body):
-        origin = st["origin"]
+        origin = st.origin
         head, _ = check_snapshot(body, origin)
         rec, seq = body["rec"], head.sequence
-        self.store.delete_state(key_of(origin))
-        self.from_snapshot(acts, origin, seq, rec, st["to"], st["why"], st["client"], st["rid"])
+        self.store.drop_state(ForkState, origin)
+        self.from_snapshot(acts, origin, seq, rec, st.to, st.why, st.client, st.rid)
 
     def _next_step(self, acts, st, step, cmd):
-        st.update(step=step, at=self.clock.stamp(key_of(st["origin"])))
-        self.store.put_state(key_of(st["origin"]), st)
-        self._send(acts, st["to"], cmd, st)
+        st.step, st.at = step, self.clock.stamp(key_of(st.origin))
+        self.store.save_state(st.origin, st)
+        self._send(acts, st.to, cmd, st)
 
     def _on_restored(self, acts, st, node, body):
         self._next_step(acts, st, "listen", "listen")
@@ -197,27 +198,28 @@ class ForkOrchestrator:
         self._next_step(acts, st, "start", "start")
 
     def _on_active(self, acts, st, node, body):
-        origin = st["origin"]
-        self.store.delete_state(key_of(origin))
-        self.store.put_state("forked:%08x" % origin, {"parent": st["parent"], "fork_seq": st["fork_seq"],
-                                                      "node": node, "why": st["why"], "at": self.clock.wall()})
+        origin = st.origin
+        self.store.drop_state(ForkState, origin)
+        self.store.save_state(origin, ForkLineage(parent=st.parent, fork_seq=st.fork_seq, node=node, why=st.why,
+                                                  at=self.clock.wall()))
         self.store.update_daemon(origin, status="active")
-        self.core.dirty.update((origin, st["parent"]))
-        log.warning("fork %08x of %08x at seq %d is active on %s", origin, st["parent"], st["fork_seq"], node)
-        if st.get("client") is not None:
-            self.core._reply(acts, st["client"], st["rid"], True, result={
-                "origin": origin, "parent": st["parent"], "fork_seq": st["fork_seq"], "node": node})
+        self.core.dirty.update((origin, st.parent))
+        log.warning("fork %08x of %08x at seq %d is active on %s", origin, st.parent, st.fork_seq, node)
+        if st.client is not None:
+            self.core._reply(acts, st.client, st.rid, True, result={
+                "origin": origin, "parent": st.parent, "fork_seq": st.fork_seq, "node": node})
 
     def _fail(self, acts, st, why):
-        self.store.delete_state(key_of(st["origin"]))
-        if "parent" in st:
-            self.store.update_daemon(st["origin"], status="failed")
-        log.error("fork of %08x failed: %s", st.get("parent", st["origin"]), why)
-        if st.get("client") is not None:
-            self.core._reply(acts, st["client"], st["rid"], False, error="fork failed: %s" % why)
+        self.store.drop_state(ForkState, st.origin)
+        if st.parent is not None:
+            self.store.update_daemon(st.origin, status="failed")
+        log.error("fork of %08x failed: %s", st.parent if st.parent is not None else st.origin, why)
+        if st.client is not None:
+            self.core._reply(acts, st.client, st.rid, False, error="fork failed: %s" % why)
 
     def tick(self, acts):
-        for key, st in self.store.list_states(PREFIX):
-            limit = BY_NAME[st["step"]].timeout_s
-            if self.clock.age(key, st["at"]) > limit:
-                self._fail(acts, st, "no answer in step %s for %ds" % (st["step"], limit))
+        for origin, st in self.store.states(ForkState):
+            key = key_of(origin)
+            limit = BY_NAME[st.step].timeout_s
+            if self.clock.age(key, st.at) > limit:
+                self._fail(acts, st, "no answer in step %s for %ds" % (st.step, limit))
