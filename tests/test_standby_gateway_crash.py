@@ -1,6 +1,6 @@
 """The gateway's own crash mid-promotion (PROTOCOL §17): the active's node is killed, the
 gateway starts promoting a standby, and is itself killed (-9) before the standby answers; it is
-restarted from its store.  The group is persisted (`group:<origin>`), the backlog it was feeding
+restarted from its store.  The group is persisted (its GroupState record), the backlog it was feeding
 is not: the restarted gateway carries on with what the broker kept for its session, or times the
 promotion out and promotes again.  Either way the group ends running on one active, with every
 input processed exactly once and in order on ONE Continuous chain."""

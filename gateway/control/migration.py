@@ -2,7 +2,7 @@
 
 GatewayCore feeds it the CLI request, the nodes' MIGRATION replies, finished key pushes and
 timer ticks; it answers with Effects (CONTROL frames to the nodes, a reply to the CLI).  Its
-state lives in the store (`migrate:<origin>`), so `netedge status` shows the phase and a
+state lives in the store (a MigrationState record), so `netedge status` shows the phase and a
 restarted gateway carries on (or times out and aborts).
 
 A migration is in one of the mission's six phases, in order: PHASES is the table (start and end

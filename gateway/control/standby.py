@@ -1,7 +1,7 @@
 """StandbyGroup: one active, standbys holding its latest snapshot, promotion on failure
 (docs/PROTOCOL.md §17).  Sans-I/O like the migration orchestrator: GatewayCore feeds it
 requests, node replies, heartbeats, node failures, chain events and ticks; it answers with
-Actions and persists each group as `group:<origin>` (a restarted gateway carries on).
+Actions and persists each group as a GroupState record (a restarted gateway carries on).
 
 A group hosts ONE daemon identity (origin): every member holds its key slot, so a promoted
 standby continues the same chain at a new epoch.  What makes that exact is the gateway's
