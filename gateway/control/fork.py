@@ -74,17 +74,17 @@ def lineage_of(store, origin):
 
 
 class ForkOrchestrator:
-    def __init__(self, core):
-        self.core = core
-        self.store = core.store
-        self.clock = core.clock  # monotonic `now` and persisted steps' ages (control/clock.py)
+    def __init__(self, ctx):
+        self.ctx = ctx            # narrow collaborators (control/collaborators.py)
+        self.store = ctx.store
+        self.clock = ctx.clock    # monotonic `now` and persisted steps' ages (control/clock.py)
 
     def _send(self, acts, node, cmd, st, **extra):
         body = dict(extra, cmd=cmd, m=st.m, origin=st.origin)
-        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+        acts.publish.append((T.node(node, "ctl"), self.ctx.frame(FR.CONTROL, body), 1, False))
 
     def _next_id(self):
-        return self.core.routes.op(self.core.frame_counter.op_id(), self)
+        return self.ctx.new_op(self)
 
     def open_op_ids(self):
         """The ids of the forks in progress (a restarted core routes their replies here)."""
@@ -117,17 +117,17 @@ class ForkOrchestrator:
     def from_snapshot(self, acts, parent, fork_seq, rec, to, why, client=None, rid=None):
         """Create the child: identity, signed lineage, its genesis; then provision and restore it."""
         d = self.store.daemon(parent)
-        info = self.core.keystore.generate(d.kind)
+        info = self.ctx.keystore.generate(d.kind)
         child = info.origin
         fr = ForkRecord.create(parent, child, fork_seq, snapshot_seq=fork_seq)
         self.store.add_daemon(child, d.kind, info.public_key, host_node=to, epoch=1, status="provisioning")
         self.store.append_event(ChainEvent(fr.fork_genesis, b""), epoch=1)
-        envelope = sign(self.core.keystore, R.KIND_FORK, fr)
+        envelope = sign(self.ctx.keystore, R.KIND_FORK, fr)
         R.check_structure(envelope)
         self.store.add_record("fork", child, fr.to_bytes(), envelope[-R.SIGNATURE_SIZE:],
-                              self.core.keystore.gateway_public_key)
-        acts.publish.append((T.daemon(child, "continuity"), self.core._frame(FR.FORK_RECORD, {"r": envelope}), 1, True))
-        self.core.counters["records"] += 1
+                              self.ctx.keystore.gateway_public_key)
+        acts.publish.append((T.daemon(child, "continuity"), self.ctx.frame(FR.FORK_RECORD, {"r": envelope}), 1, True))
+        self.ctx.count("records")
         r = cbor.loads(rec)  # the parent's record (§12), re-rooted at the fork genesis
         # (a fresh input window: the child has an inbox of its own, its senders start anew)
         r.update(origin=child, epoch=1, head=fr.fork_genesis.to_bytes(), next=fr.fork_genesis.forward_hash(b""),
@@ -137,7 +137,7 @@ class ForkOrchestrator:
                        at=self.clock.stamp(key_of(child)))
         self.store.save_state(child, st)
         log.warning("fork of %08x at seq %d: %08x on %s (%s)", parent, fork_seq, child, to, why)
-        acts.push_keys.append((to, self.core._slots(to), self.core.routes.push(key_of(child), self)))
+        acts.push_keys.append((to, self.ctx.slots(to), self.ctx.push_tag(key_of(child), self)))
         return child
 
     # -- driver callbacks ------------------------------------------------------------------------
@@ -203,10 +203,10 @@ class ForkOrchestrator:
         self.store.save_state(origin, ForkLineage(parent=st.parent, fork_seq=st.fork_seq, node=node, why=st.why,
                                                   at=self.clock.wall()))
         self.store.update_daemon(origin, status="active")
-        self.core.dirty.update((origin, st.parent))
+        self.ctx.changed(origin, st.parent)
         log.warning("fork %08x of %08x at seq %d is active on %s", origin, st.parent, st.fork_seq, node)
         if st.client is not None:
-            self.core._reply(acts, st.client, st.rid, True, result={
+            self.ctx.reply(acts, st.client, st.rid, True, result={
                 "origin": origin, "parent": st.parent, "fork_seq": st.fork_seq, "node": node})
 
     def _fail(self, acts, st, why):
@@ -215,7 +215,7 @@ class ForkOrchestrator:
             self.store.update_daemon(st.origin, status="failed")
         log.error("fork of %08x failed: %s", st.parent if st.parent is not None else st.origin, why)
         if st.client is not None:
-            self.core._reply(acts, st.client, st.rid, False, error="fork failed: %s" % why)
+            self.ctx.reply(acts, st.client, st.rid, False, error="fork failed: %s" % why)
 
     def tick(self, acts):
         for origin, st in self.store.states(ForkState):

@@ -130,10 +130,10 @@ def heap_needed(size):
 
 
 class MigrationOrchestrator:
-    def __init__(self, core):
-        self.core = core          # for the store, frames, replies, key slots and the dirty set
-        self.store = core.store
-        self.clock = core.clock   # monotonic `now` and persisted steps' ages (control/clock.py)
+    def __init__(self, ctx):
+        self.ctx = ctx            # narrow collaborators (control/collaborators.py)
+        self.store = ctx.store
+        self.clock = ctx.clock    # monotonic `now` and persisted steps' ages (control/clock.py)
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
         self.replays = {}         # origin -> the input-log replay in progress (batches, sent, acked)
@@ -146,7 +146,7 @@ class MigrationOrchestrator:
 
     def _command(self, acts, node, cmd, m, origin, **extra):
         body = dict(extra, cmd=cmd, m=m, origin=origin)
-        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+        acts.publish.append((T.node(node, "ctl"), self.ctx.frame(FR.CONTROL, body), 1, False))
 
     def _step(self, st, step):
         key = state_key(st.origin)
@@ -164,7 +164,7 @@ class MigrationOrchestrator:
         self.clock.forget(state_key(st.origin))
         self.clock.forget(state_key(st.origin) + ":started")
         if st.client is not None:
-            self.core._reply(acts, st.client, st.rid, ok, result=result, error=error)
+            self.ctx.reply(acts, st.client, st.rid, ok, result=result, error=error)
 
     def _replay_log(self, acts, node, m, origin, after_seq):
         """Re-drive `node` from the gateway's durable input log: every logged input the stored
@@ -225,7 +225,7 @@ class MigrationOrchestrator:
         self._send(acts, st.source, "resume", st)
         if st.step in (TRANSFER, RESTORE):
             acts.publish.append((T.node(st.target, "ctl"),
-                                 self.core._frame(FR.CONTROL, {"cmd": "stop", "origin": st.origin}), 1, False))
+                                 self.ctx.frame(FR.CONTROL, {"cmd": "stop", "origin": st.origin}), 1, False))
         log.warning("migration %d origin=%08x aborted in %s: %s", st.m, st.origin, st.step, why)
         self._finish(acts, st, False, error="migration of %08x to %s failed (%s): %s; it keeps running on %s" % (
             st.origin, st.target, st.step, why, st.source))
@@ -254,8 +254,7 @@ class MigrationOrchestrator:
             return "cannot host kind %r" % d.kind
         if any(isinstance(x, dict) and x.get("origin") == d.origin for x in n.info.get("daemons") or []):
             return "still hosts it"
-        prov = self.core.provisionable
-        if d.origin not in (n.info.get("keys") or []) and prov is not None and not prov(n.node_id):
+        if d.origin not in (n.info.get("keys") or []) and self.ctx.can_provision(n.node_id) is False:
             return "no key slot, and no provisioning path for it in the gateway's [nodes]"
         heap = n.info.get("heap")
         if isinstance(heap, int) and heap < need:
@@ -314,7 +313,7 @@ class MigrationOrchestrator:
             raise MigrationError("node %r cannot host kind %r (it has %s)" % (target, d.kind, n.info.get("kinds")))
         if any(x.get("origin") == origin for x in n.info.get("daemons") or [] if isinstance(x, dict)):
             raise MigrationError("node %r still hosts %08x" % (target, origin))
-        st = MigrationState(m=self.core.routes.op(self.core.frame_counter.op_id(), self), origin=origin, kind=d.kind,
+        st = MigrationState(m=self.ctx.new_op(self), origin=origin, kind=d.kind,
                             source=d.host_node, target=target, epoch=d.epoch, step="request",
                             at=self.clock.stamp(state_key(origin)), tries=0, phases=[], client=client, rid=rid,
                             started=self.clock.stamp(state_key(origin) + ":started"))
@@ -324,8 +323,8 @@ class MigrationOrchestrator:
         else:  # the target lacks the key slot: provision it first, as deploy does (`freeze` waits)
             st.keys = "pushing"
             self._step(st, SNAPSHOT)
-            slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
-            acts.push_keys.append((target, slots, self.core.routes.push(state_key(origin), self)))
+            slots = self.ctx.slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
+            acts.push_keys.append((target, slots, self.ctx.push_tag(state_key(origin), self)))
 
     def open_op_ids(self):
         """The ids of the migrations and recoveries in progress (a restarted core routes their
@@ -449,7 +448,7 @@ class MigrationOrchestrator:
             self._step(st, RESTORE)
         # the epoch bump: from now on only the target at the new epoch is merged (fencing)
         self.store.update_daemon(origin, host_node=st.target, epoch=st.epoch + 1)
-        self.core.dirty.add(origin)
+        self.ctx.changed(origin)
         self._step(st, REPLAY)
         self._send(acts, st.source, "release", st)  # (a source that is down gets it when back)
         if st.source in st.down:  # its RAM buffer may be gone: the log instead
@@ -515,7 +514,7 @@ class MigrationOrchestrator:
         mig = S.migrated(st.seq, st.source, st.target).to_obj()
         self.store.save_state(origin, MigratedRecord(m=st.m, at=self.clock.wall(), **mig))
         self.store.update_daemon(origin, status="active")
-        self.core.dirty.add(origin)
+        self.ctx.changed(origin)
         log.info("migrated origin=%08x %s -> %s at seq %d epoch %d", origin, st.source, st.target, st.seq,
                  st.epoch + 1)
         self._finish(acts, st, True, result={"origin": origin, "source": st.source, "target": st.target,
@@ -604,7 +603,7 @@ class MigrationOrchestrator:
                 log.error("migration %d origin=%08x stuck in %s", st.m, st.origin, step)
                 self.store.save_state(st.origin, st)
                 if st.client is not None:
-                    self.core._reply(acts, st.client, st.rid, False, error="migration of %08x stuck in %s "
+                    self.ctx.reply(acts, st.client, st.rid, False, error="migration of %08x stuck in %s "
                                      "after the cutover to %s (retrying)" % (st.origin, step, st.target))
                     st.client = None
                     self.store.save_state(st.origin, st)

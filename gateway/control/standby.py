@@ -102,11 +102,13 @@ def key_of(origin):
 
 
 class StandbyOrchestrator:
-    def __init__(self, core):
-        self.core = core
-        self.frame = core._frame  # (ftype, body) -> frame bytes
-        self.store = core.store
-        self.clock = core.clock  # monotonic `now` and persisted steps' ages (control/clock.py)
+    def __init__(self, ctx, record_loss, fork):
+        self.ctx = ctx            # narrow collaborators (control/collaborators.py)
+        self.frame = ctx.frame    # (ftype, body) -> frame bytes
+        self.store = ctx.store
+        self.clock = ctx.clock    # monotonic `now` and persisted steps' ages (control/clock.py)
+        self.record_loss = record_loss  # (acts, origin, last snapshot seq): a signed NodeCrash, published
+        self.fork = fork          # ForkOrchestrator.from_snapshot: a new entity continues the state
         # every group in RAM: chain events consult it per event, without a query
         self.groups = {st.origin: st for _, st in self.store.states(GroupState)}
         self.backlog = {}  # origin -> [input batches for the promoted node, last input id read]
@@ -115,10 +117,10 @@ class StandbyOrchestrator:
 
     def _save(self, st):
         self.store.save_state(st.origin, st)
-        self.core.dirty.add(st.origin)
+        self.ctx.changed(st.origin)
 
     def _next_id(self):
-        return self.core.routes.op(self.core.frame_counter.op_id(), self)
+        return self.ctx.new_op(self)
 
     def open_op_ids(self):
         """The ids of the syncs and promotions in progress (a restarted core routes their replies here)."""
@@ -143,7 +145,7 @@ class StandbyOrchestrator:
 
     def _reply(self, acts, st, ok, result=None, error=None):
         if st.client is not None:
-            self.core._reply(acts, st.client, st.rid, ok, result=result, error=error)
+            self.ctx.reply(acts, st.client, st.rid, ok, result=result, error=error)
             st.client = None
 
     def slots_for(self, node):
@@ -178,7 +180,7 @@ class StandbyOrchestrator:
             raise GroupError("a standby group of %d needs %d distinct online nodes that can host kind %r; "
                              "there are %d (%s)" % (members, members, kind, len(online),
                                                     ", ".join(n.node_id for n in online) or "none"))
-        info = self.core.keystore.generate(kind)
+        info = self.ctx.keystore.generate(kind)
         origin = info.origin
         self.store.add_daemon(origin, kind, info.public_key, host_node=chosen[0], epoch=1, status="provisioning")
         created = self.clock.stamp("%s:created" % key_of(origin))
@@ -192,7 +194,7 @@ class StandbyOrchestrator:
         self._save(st)
         log.info("standby group %08x kind=%s members=%s", origin, kind, chosen)
         for n in chosen:
-            acts.push_keys.append((n, self.core._slots(n), self.core.routes.push("%s%08x:%s" % (PREFIX, origin, n), self)))
+            acts.push_keys.append((n, self.ctx.slots(n), self.ctx.push_tag("%s%08x:%s" % (PREFIX, origin, n), self)))
 
     def keys_pushed(self, acts, key, error):
         origin_hex, _, node = key[len(PREFIX):].partition(":")
@@ -406,8 +408,8 @@ class StandbyOrchestrator:
             st.members[n.node_id] = Member(role="standby", seq=None, up=True)
             want -= 1
             log.info("group %08x: recruiting %s as a standby", st.origin, n.node_id)
-            acts.push_keys.append((n.node_id, self.core._slots(n.node_id),
-                                   self.core.routes.push("%s%08x:%s" % (PREFIX, st.origin, n.node_id), self)))
+            acts.push_keys.append((n.node_id, self.ctx.slots(n.node_id),
+                                   self.ctx.push_tag("%s%08x:%s" % (PREFIX, st.origin, n.node_id), self)))
         self._save(st)
 
     # -- promotion ------------------------------------------------------------------------------
@@ -498,9 +500,9 @@ class StandbyOrchestrator:
         promo = st.promo
         origin = st.origin
         self._send(acts, promo["to"], "stop", st, promo["m"])
-        self.core._publish_record(acts, origin, self.core.records.node_crash(origin, promo["seq"]))
+        self.record_loss(acts, origin, promo["seq"])
         snap = self.store.latest_snapshot(origin)
-        child = self.core.forks.from_snapshot(acts, origin, snap.seq, snap.data, promo["to"],
+        child = self.fork(acts, origin, snap.seq, snap.data, promo["to"],
                                               "NodeCrash: events %d.. lost" % missing)
         st.step, st.promo = "lost", None
         st.lost = {"snapshot_seq": promo["seq"], "missing": missing, "child": child, "at": self.clock.wall()}
