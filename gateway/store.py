@@ -525,40 +525,6 @@ class Store:
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= (SELECT id FROM inputs WHERE origin = ?"
                             " ORDER BY id DESC LIMIT 1 OFFSET ?)", (origin, origin, keep)).rowcount
 
-    def replay_after(self, origin, seq, consumed=True):
-        """What a host at event `seq` of `origin` must process, from the durable input log:
-        ([sender, counter, payload] in order, the last input id read, missing).
-
-        With `consumed`, first the inputs of the stored events after `seq`, in chain order (a
-        promoted standby rebuilds them byte-identically: daemons are deterministic); then every
-        input logged after the one event `seq` consumed that no later stored event consumed, in
-        arrival order.  `missing`: the first stored event after `seq` whose input the log cannot
-        supply (pruned at the cap, or not the input it hashed), else None.  If the input of
-        event `seq` itself was pruned, every unconsumed logged input follows: the receiver's
-        input window drops what it already processed."""
-        from netedge.shared import cbor
-        from netedge.shared.link import h8
-        items, done, missing = [], set(), None
-        for ev in self.events(origin, seq + 1):
-            sender, counter, digest = cbor.loads(ev.payload)[:3]
-            done.add((sender, counter))
-            if consumed:
-                inp = self.input_of(origin, sender, counter)
-                if inp is None or h8(inp.payload) != digest:
-                    missing = ev.link.sequence if missing is None else missing
-                else:
-                    items.append([sender, counter, inp.payload])
-        last = 0
-        ev = self.event(origin, seq) if seq > 0 else None
-        if ev is not None:
-            inp = self.input_of(origin, *cbor.loads(ev.payload)[:2])
-            last = inp.id if inp is not None else 0
-        for inp in self.inputs_after(origin, last):
-            if (inp.sender, inp.counter) not in done:
-                items.append([inp.sender, inp.counter, inp.payload])
-            last = inp.id
-        return items, last, missing
-
     def prune_inputs(self, origin, through_id):
         """Forget inputs up to `through_id` once a durable snapshot covers them; returns the count."""
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= ?", (origin, through_id)).rowcount

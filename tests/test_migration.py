@@ -344,14 +344,14 @@ def test_auto_placement_rules(tmp_path):
     online, can host the kind, holds the key slot or can be provisioned, free heap for the
     record, not the source; ranked key slot first, then free heap; a clear reason otherwise."""
     import pytest
+    from netedge.gateway.control.collaborators import Collaborators
     from netedge.gateway.control.migration import MigrationError, MigrationOrchestrator, heap_needed
     from netedge.gateway.store import Store
 
-    class Core:
-        provisionable = staticmethod(lambda n: n != "far")
-        clock = None  # (pick_target reads no time)
-    core = Core()
-    core.store = st = Store(str(tmp_path / "gw.db"))
+    st = Store(str(tmp_path / "gw.db"))
+    # (pick_target reads the store and asks whether a node can be provisioned: nothing else)
+    ctx = Collaborators(store=st, clock=None, keystore=None, frame=None, reply=None, new_op=None, push_tag=None,
+                        slots=None, changed=None, count=None, can_provision=lambda n: n != "far")
     o = 0x1a2b3c4d
     need = heap_needed(5000)
 
@@ -365,7 +365,7 @@ def test_auto_placement_rules(tmp_path):
     node("c-small", heap=need - 1)
     node("far")  # no key slot and no provisioning path
     node("old", daemons=[{"origin": o}])
-    orch = MigrationOrchestrator(core)
+    orch = MigrationOrchestrator(ctx)
     with pytest.raises(MigrationError) as e:
         orch.pick_target(o)
     msg = str(e.value)

@@ -23,6 +23,7 @@ from ...shared import superposition as SP
 from ...shared import topics as T
 from ...shared import transfer as X
 from ...shared.link import CausalLink
+from . import replay as RP
 from .state import MigratedRecord, MigrationState, RecoveryState
 
 log = logging.getLogger("netedge.gateway")
@@ -31,12 +32,6 @@ PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 REDRIVE_GAP_S = 2.0      # a target's failures within this of a re-drive belong to the replay it replaced
-REPLAY_WINDOW = 3        # acknowledged replay batches in flight (as a promotion's feed, gateway/standby.py)
-# inputs per `replay` (and group `feed`) frame: a node decodes a frame whole (~150 B of heap an
-# input on a 64-bit port) and builds a chain event per input before it publishes any, so a whole
-# 64-input buffer at once could exhaust a small board's heap
-REPLAY_BATCH = 8
-REPLAY_BYTES = 2048      # ... and about this many payload bytes
 # Snapshot chunks to a target (§14): sized for its free heap, at most 2 KB (a node queues at most
 # 8 KB of received frames, §11), WINDOW of them unacknowledged at a time
 TX_CHUNK = 2048
@@ -94,19 +89,6 @@ TRANSITIONS = {
     (CUTOVER, "active"): ("target", "_on_active"),
 }
 
-def replay_batches(items):
-    """[sender, counter, payload] lists (as given: the node checks each) -> frame-sized batches."""
-    out, cur, size = [], [], 0
-    for x in items:
-        n = 16 + (len(x[2]) if isinstance(x, list) and len(x) == 3 and isinstance(x[2], bytes) else 0)
-        if cur and (len(cur) >= REPLAY_BATCH or size + n > REPLAY_BYTES):
-            out.append(cur)
-            cur, size = [], 0
-        cur.append(x)
-        size += n
-    return out + [cur] if cur else out
-
-
 def state_key(origin):
     return "migrate:%08x" % origin
 
@@ -136,7 +118,7 @@ class MigrationOrchestrator:
         self.clock = ctx.clock    # monotonic `now` and persisted steps' ages (control/clock.py)
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
-        self.replays = {}         # origin -> the input-log replay in progress (batches, sent, acked)
+        self.replays = {}         # origin -> the input-log replay in progress ({"m", "id", "t0", "replay"})
         self.replay_no = 0
 
     # -- helpers ----------------------------------------------------------------------
@@ -167,44 +149,40 @@ class MigrationOrchestrator:
             self.ctx.reply(acts, st.client, st.rid, ok, result=result, error=error)
 
     def _replay_log(self, acts, node, m, origin, after_seq):
-        """Re-drive `node` from the gateway's durable input log: every logged input the stored
-        chain does not reflect after `after_seq`, in order (`"log": true` lets a node that came
-        back from a reboot leave its hold afterwards; its input window drops what it has), then
-        `go`.  This replaces inputs a crashed node had taken into RAM.  The batches go out a few
-        at a time, each acknowledged (`replayed`): a board buffers little, and a log's worth of
-        batches at once, redelivered whole after each of its reconnects, would starve it."""
-        inputs = self.store.replay_after(origin, after_seq, consumed=False)[0]
+        """Re-drive `node` from the gateway's durable input log (control/replay.py): every logged
+        input the stored chain does not reflect after `after_seq`, in order (`"log": true` lets a
+        node that came back from a reboot leave its hold afterwards; its input window drops what
+        it has), in acknowledged batches (`replayed`), then `go`.  This replaces inputs a crashed
+        node had taken into RAM."""
+        inputs = RP.backlog(self.store, origin, after_seq, consumed=False)[0]
         self.replay_no += 1
+        rid = self.replay_no
         # (RAM only: a restarted gateway re-drives from scratch when the node or tick() asks)
-        self.replays[origin] = {"node": node, "m": m, "id": self.replay_no,
-                                "batches": replay_batches(inputs) or [[]], "sent": 0, "acked": 0,
-                                "t0": self.clock.now}
+        self.replays[origin] = {"m": m, "id": rid, "t0": self.clock.now,
+                                "replay": RP.Replay(node, RP.batches(inputs) or [[]], lambda i: [rid, i])}
         self._replay_next(acts, origin, None)
         log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", m, origin,
                  len(inputs), after_seq, node)
 
     def _replay_next(self, acts, origin, b):
-        """`replayed` b came back (None: start): keep REPLAY_WINDOW batches in flight; `go` after
-        the last one is acknowledged."""
+        """`replayed` b came back (None: start): the next batches of the window; `go` after the
+        last one is acknowledged."""
         r = self.replays.get(origin)
         if r is None:
             return
-        if b is not None:
-            if b != [r["id"], r["acked"]]:
-                return  # (a repeated ack, or one of a replay this one replaced)
-            r["acked"] += 1
-        batches = r["batches"]
-        while r["sent"] < len(batches) and r["sent"] - r["acked"] < REPLAY_WINDOW:
-            i = r["sent"]
-            self._command(acts, r["node"], "replay", r["m"], origin, inputs=batches[i], log=True, b=[r["id"], i])
-            r["sent"] += 1
+        replay = r["replay"]
+        out = replay.advance(b)
+        if out is None:
+            return  # (a repeated ack, or one of a replay this one replaced)
+        for i, batch in out:
+            self._command(acts, replay.node, "replay", r["m"], origin, inputs=batch, log=True, b=[r["id"], i])
         st = self.store.load_state(MigrationState, origin)
-        if r["acked"] == len(batches):
+        if replay.done:
             del self.replays[origin]
             if r.get("again") and st is not None and st.m == r["m"]:
-                self._replay_log(acts, r["node"], st.m, st.origin, st.seq)  # (its inputs now reach the end of the log)
+                self._replay_log(acts, replay.node, st.m, st.origin, st.seq)  # (its inputs now reach the end of the log)
                 return
-            self._command(acts, r["node"], "go", r["m"], origin)
+            self._command(acts, replay.node, "go", r["m"], origin)
         if st is not None and st.m == r["m"]:
             st.at = self.clock.stamp(state_key(origin))  # progress: not a stalled step for tick()
             self.store.save_state(origin, st)
@@ -212,8 +190,7 @@ class MigrationOrchestrator:
     def _replay_resend(self, acts, origin):
         """tick(): no ack for a while: the unacknowledged batches again (the node's input window
         drops any it had processed)."""
-        r = self.replays[origin]
-        r["sent"] = r["acked"]
+        self.replays[origin]["replay"].rewind()
         self._replay_next(acts, origin, None)
 
     def _abort(self, acts, st, why):
@@ -352,7 +329,7 @@ class MigrationOrchestrator:
             raise FR.MalformedFrame("MIGRATION body needs op, m, o")
         if op == "replayed":  # (also for a recovery, which has no migration state)
             r = self.replays.get(origin)
-            if r is not None and r["node"] == node and r["m"] == m:
+            if r is not None and r["replay"].node == node and r["m"] == m:
                 self._replay_next(acts, origin, body.get("b"))
             return
         st = self.store.load_state(MigrationState, origin)
@@ -460,7 +437,7 @@ class MigrationOrchestrator:
         inputs = body.get("inputs")
         if not isinstance(inputs, list):
             raise FR.MalformedFrame("buffered needs inputs: list")
-        for batch in replay_batches(inputs):
+        for batch in RP.batches(inputs):
             self._send(acts, st.target, "replay", st, inputs=batch)
         log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st.target)
         if st.step == REPLAY:  # (the release reply; later ones carry inputs S forwards)

@@ -20,7 +20,7 @@ from ...shared import frame as FR
 from ...shared import topics as T
 from ...shared.link import CausalLink
 
-from .migration import replay_batches
+from . import replay as RP
 from .state import GroupState, Member
 
 log = logging.getLogger("netedge.gateway")
@@ -31,7 +31,6 @@ SYNC_EVERY_S = 5.0        # ... or this many seconds with new events
 REPLY_TIMEOUT_S = 3.0     # a sync or promotion step without an answer is retried elsewhere
 ACTIVATE_RETRY_S = 1.0
 CREATE_TIMEOUT_S = 30     # a group's activation and first sync, from its creation
-FEED_WINDOW = 3           # feed batches in flight: hides the round trip, stays within a node's queue
 MAX_PROMOTIONS_KEPT = 8
 
 
@@ -449,34 +448,31 @@ class StandbyOrchestrator:
         self._send(acts, to, "promote", st, st.promo["m"], **extra)
 
     def _replay(self, acts, st):
-        """The promoted node restored its copy (not yet subscribed): feed it the backlog."""
+        """The promoted node restored its copy (not yet subscribed): feed it the backlog
+        (control/replay.py: the inputs after its copy's seq, in acknowledged batches)."""
         promo = st.promo
-        items, last_id, missing = self.store.replay_after(st.origin, promo["seq"])
+        items, last_id, missing = RP.backlog(self.store, st.origin, promo["seq"])
         if missing is not None:
             log.error("group %08x: the input of event %d is not in the log: events after the snapshot at %d "
                       "are lost", st.origin, missing, promo["seq"])
             self._lost(acts, st, missing)
             return
         # (RAM only: a restarted gateway times the promotion out and promotes again)
-        self.backlog[st.origin] = [replay_batches(items), last_id]
-        promo["replayed"], promo["sent"], promo["acked"] = len(items), 0, 0
+        self.backlog[st.origin] = [RP.Replay(promo["to"], RP.batches(items), lambda i: i), last_id]
+        promo["replayed"] = len(items)
         self._feed(acts, st, None)
 
     def _feed(self, acts, st, fed):
-        """A few acknowledged batches in flight (a board buffers little); then `listen`."""
+        """`fed` came back (None: the start): the next batches of the window; then `listen`."""
         promo = st.promo
         backlog = self.backlog.get(st.origin)
-        if backlog is None or (fed is not None and fed != promo["acked"]):
+        out = None if backlog is None else backlog[0].advance(fed)
+        if out is None:
             return  # (a repeated or unexpected `fed`)
-        if fed is not None:
-            promo["acked"] += 1
         promo["at"] = self._stamp(st, "promo")
-        batches = backlog[0]
-        while promo["sent"] < len(batches) and promo["sent"] - promo["acked"] < FEED_WINDOW:
-            b = promo["sent"]
-            self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batches[b], b=b)
-            promo["sent"] += 1
-        if promo["acked"] == len(batches):
+        for b, batch in out:
+            self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batch, b=b)
+        if backlog[0].done:
             self._send(acts, promo["to"], "listen", st, promo["m"])
 
     def _catch_up(self, acts, st):
@@ -486,7 +482,7 @@ class StandbyOrchestrator:
         if backlog is None:
             return
         tail = [[i.sender, i.counter, i.payload] for i in self.store.inputs_after(st.origin, backlog[1])]
-        for batch in replay_batches(tail):  # (no "b": these `fed` need no answer)
+        for batch in RP.batches(tail):  # (no "b": these `fed` need no answer)
             self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batch)
         self._send(acts, promo["to"], "start", st, promo["m"])
         promo["replayed"] += len(tail)
