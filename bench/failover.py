@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 from gateways import cli  # noqa: E402
 from cluster import Cluster, Stream  # noqa: E402
+from netedge.gateway.control.state import GroupState  # noqa: E402
 
 
 def pct(xs, p):
@@ -43,7 +44,8 @@ class Group:
     def state(self):
         st = self.c.gw.store()
         try:
-            return st.get_state("group:%08x" % self.origin), st.daemon(self.origin)
+            g = st.load_state(GroupState, self.origin)
+            return (g.to_obj() if g is not None else None), st.daemon(self.origin)
         finally:
             st.close()
 

@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..shared import phases as P
 from ..shared import records as R
 from ..shared import superposition as SP
+from .control.state import MigratedRecord, MigrationState
 from .status_view import snapshot
 from .store import Store
 
@@ -137,12 +138,12 @@ class History:
                     self._promotions[o] = p["at"]
                     marks.append({"t": round(p["at"], 2), "kind": "promotion",
                                   "label": "promoted %s (%s -> %s) epoch %d" % (p["to"], p["from"], p["to"], p["epoch"])})
-                done = store.get_state("migrated:%s" % o)
-                if done is not None and self._migrations.get(o) != done.get("m"):
-                    self._migrations[o] = done.get("m")
-                    marks.append({"t": round(done.get("at", now), 2), "kind": "migration",
-                                  "label": "%s -> %s at seq %s" % (done.get("source_node"), done.get("target_node"),
-                                                                   done.get("migration_seq"))})
+                done = store.load_state(MigratedRecord, int(o, 16))
+                if done is not None and self._migrations.get(o) != done.m:
+                    self._migrations[o] = done.m
+                    marks.append({"t": round(done.at, 2), "kind": "migration",
+                                  "label": "%s -> %s at seq %s" % (done.source_node, done.target_node,
+                                                                   done.migration_seq)})
 
     def get(self):
         with self.lock:
@@ -154,10 +155,10 @@ def build_status(store, history=None, clock=time.time):
     """The page's data: `netedge status`'s snapshot plus phases, Migrated text, records, history."""
     snap = snapshot(store)
     for d in snap["daemons"]:
-        st = store.get_state("migrate:%s" % d["origin"]) if d["migrating"] else None
+        st = store.load_state(MigrationState, int(d["origin"], 16)) if d["migrating"] else None
         d["phase"] = superposition_phase(d["migrating"])
-        d["migration"] = None if st is None else {"m": st.get("m"), "source": st.get("source"),
-                                                  "target": st.get("target"), "step": st.get("step")}
+        d["migration"] = None if st is None else {"m": st.m, "source": st.source, "target": st.target,
+                                                  "step": st.step}
         d["continuity_text"] = continuity_text(d["continuity"])
         d["migrated"] = None if d["last_migration"] is None else migrated_text(d["last_migration"])
     snap["records"] = record_rows(store)

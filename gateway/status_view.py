@@ -15,6 +15,10 @@ from .control.standby import groups_of
 EMPTY_CONTINUITY = {"kind": "Continuous", "genesis_hash": 0, "head_seq": 0, "head_hash": 0}
 
 
+def _obj(record):
+    return None if record is None else record.to_obj()
+
+
 def snapshot(store, now=None):
     """The read model at wall-clock time `now` (default: the clock), which only dates the nodes'
     last heartbeats ("seen_s_ago")."""
@@ -32,9 +36,9 @@ def snapshot(store, now=None):
         daemons.append({"origin": "%08x" % d.origin, "kind": d.kind, "host": d.host_node, "epoch": d.epoch,
                         "status": d.status, "head_seq": head.sequence if head else 0,
                         "continuity": d.continuity or dict(EMPTY_CONTINUITY),
-                        "migrating": phase, "fork_of": lineage_of(store, d.origin),
+                        "migrating": phase, "fork_of": _obj(lineage_of(store, d.origin)),
                         "last_migration": None if last is None else {
-                            k: last[k] for k in ("kind", "migration_seq", "source_node", "target_node")}})
+                            k: getattr(last, k) for k in ("kind", "migration_seq", "source_node", "target_node")}})
     return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store)}
 
 

@@ -3,7 +3,7 @@
 The gateway may be killed at any instant (`kill -9`, power cut on a Pi) and must restart into
 a consistent state, so every write is a short transaction and nothing lives only in memory.
 
-Tables (schema version 1; `PRAGMA user_version` holds the version, MIGRATIONS the steps):
+Tables (schema version 2; `PRAGMA user_version` holds the version, MIGRATIONS the steps):
 
   nodes           node_id PK, status online|offline|suspect, info (JSON: board, heap, kinds,
                   hosted daemons), last_seen, updated
@@ -20,7 +20,10 @@ Tables (schema version 1; `PRAGMA user_version` holds the version, MIGRATIONS th
                   optional: the SnapshotAnchor), taken.  The latest `snapshot_keep` per origin kept.
   records         id AUTOINCREMENT, kind (RECORD_KINDS), origin, body, signature, signer, created:
                   signed discontinuity / fork records, append-only evidence.
-  orchestration   key PK, state (JSON), updated: persisted state machines that resume on restart.
+  control_state   (kind, key) PK, state (JSON), updated: the control plane's typed records
+                  (gateway/control/state.py KINDS: state machines that resume on restart, and
+                  the facts they keep); version 1 kept them in `orchestration`, keyed
+                  "<kind>:<key>", which step 2 moves over.
   keys            origin PK, kind, public_key UNIQUE, sealed (SecretBox nonce+ciphertext of the
                   ed25519 seed), created.  Only gateway/keystore.py reads or writes it.
   gateway_identity  single row (id = 1): the gateway's signing key, sealed like `keys`.
@@ -49,6 +52,7 @@ from netedge.shared.errors import NetedgeError
 from netedge.shared.link import CausalLink
 from netedge.shared.log import ChainEvent, EntityLog
 
+from .control import state as CS
 from .rows import (ConflictingEvent, ConflictingInput, CorruptRow, Daemon, Input, Node, Record,  # noqa: F401
                    SchemaTooNew, Snapshot, StoreError, UnknownDaemon)
 
@@ -129,6 +133,23 @@ MIGRATIONS = (
             public_key BLOB NOT NULL CHECK (length(public_key) = 32),
             sealed     BLOB NOT NULL,
             created    REAL NOT NULL)""",
+    ),
+    (  # 2: control state as typed records: (kind, key) instead of one key with a string prefix
+        """CREATE TABLE control_state (
+            kind    TEXT NOT NULL,
+            key     TEXT NOT NULL,
+            state   TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (kind, key)) WITHOUT ROWID""",
+        # version 1's keys were "<kind>:<key>"; a record's branch tips were "record:<origin>:tips"
+        """INSERT INTO control_state (kind, key, state, updated)
+            SELECT CASE WHEN key LIKE 'record:%:tips' THEN 'record_tips'
+                        ELSE substr(key, 1, instr(key, ':') - 1) END,
+                   CASE WHEN key LIKE 'record:%:tips' THEN substr(key, 8, length(key) - 12)
+                        ELSE substr(key, instr(key, ':') + 1) END,
+                   state, updated
+            FROM orchestration WHERE instr(key, ':') > 1""",
+        "DROP TABLE orchestration",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -504,40 +525,6 @@ class Store:
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= (SELECT id FROM inputs WHERE origin = ?"
                             " ORDER BY id DESC LIMIT 1 OFFSET ?)", (origin, origin, keep)).rowcount
 
-    def replay_after(self, origin, seq, consumed=True):
-        """What a host at event `seq` of `origin` must process, from the durable input log:
-        ([sender, counter, payload] in order, the last input id read, missing).
-
-        With `consumed`, first the inputs of the stored events after `seq`, in chain order (a
-        promoted standby rebuilds them byte-identically: daemons are deterministic); then every
-        input logged after the one event `seq` consumed that no later stored event consumed, in
-        arrival order.  `missing`: the first stored event after `seq` whose input the log cannot
-        supply (pruned at the cap, or not the input it hashed), else None.  If the input of
-        event `seq` itself was pruned, every unconsumed logged input follows: the receiver's
-        input window drops what it already processed."""
-        from netedge.shared import cbor
-        from netedge.shared.link import h8
-        items, done, missing = [], set(), None
-        for ev in self.events(origin, seq + 1):
-            sender, counter, digest = cbor.loads(ev.payload)[:3]
-            done.add((sender, counter))
-            if consumed:
-                inp = self.input_of(origin, sender, counter)
-                if inp is None or h8(inp.payload) != digest:
-                    missing = ev.link.sequence if missing is None else missing
-                else:
-                    items.append([sender, counter, inp.payload])
-        last = 0
-        ev = self.event(origin, seq) if seq > 0 else None
-        if ev is not None:
-            inp = self.input_of(origin, *cbor.loads(ev.payload)[:2])
-            last = inp.id if inp is not None else 0
-        for inp in self.inputs_after(origin, last):
-            if (inp.sender, inp.counter) not in done:
-                items.append([inp.sender, inp.counter, inp.payload])
-            last = inp.id
-        return items, last, missing
-
     def prune_inputs(self, origin, through_id):
         """Forget inputs up to `through_id` once a durable snapshot covers them; returns the count."""
         return self.execute("DELETE FROM inputs WHERE origin = ? AND id <= ?", (origin, through_id)).rowcount
@@ -619,24 +606,38 @@ class Store:
             " WHERE " + " AND ".join(where) if where else "")
         return [self._record(r) for r in self.query(sql, params)]
 
-    # -- orchestration state -------------------------------------------------------------
+    # -- control state (typed records: gateway/control/state.py) ------------------------------
 
-    def put_state(self, key, obj):
-        """Persist a state machine's state (JSON-serialisable), replacing the previous one."""
-        self.execute("INSERT INTO orchestration (key, state, updated) VALUES (?, ?, ?)"
-                     " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated = excluded.updated",
-                     (key, _json(obj), self._clock()))
+    def save_state(self, key, record):
+        """Persist a typed control record (its type names its kind) under `key` (an origin or
+        a name, as its Kind says), replacing the previous one."""
+        kind = CS.kind_of(type(record))
+        self.execute("INSERT INTO control_state (kind, key, state, updated) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT (kind, key) DO UPDATE SET state = excluded.state, updated = excluded.updated",
+                     (kind.name, kind.key.text(key), _json(record.to_obj()), self._clock()))
 
-    def get_state(self, key, default=None):
-        r = self._one("SELECT state FROM orchestration WHERE key = ?", (key,))
-        return default if r is None else json.loads(r[0])
+    def load_state(self, record_type, key):
+        """The record of type `record_type` under `key`, or None; CorruptRow if it does not decode."""
+        kind = CS.kind_of(record_type)
+        r = self._one("SELECT state FROM control_state WHERE kind = ? AND key = ?", (kind.name, kind.key.text(key)))
+        return None if r is None else self._state(kind, key, r[0])
 
-    def delete_state(self, key):
+    def drop_state(self, record_type, key):
         """True if something was deleted."""
-        return self.execute("DELETE FROM orchestration WHERE key = ?", (key,)).rowcount == 1
+        kind = CS.kind_of(record_type)
+        return self.execute("DELETE FROM control_state WHERE kind = ? AND key = ?",
+                            (kind.name, kind.key.text(key))).rowcount == 1
 
-    def list_states(self, prefix=""):
-        """[(key, state)] of every key starting with `prefix`, sorted by key (resume on restart)."""
-        rows = self.query("SELECT key, state FROM orchestration WHERE substr(key, 1, ?) = ? ORDER BY key",
-                          (len(prefix), prefix))
-        return [(k, json.loads(s)) for k, s in rows]
+    def states(self, record_type):
+        """[(key, record)] of every record of `record_type`, sorted by key (resume on restart)."""
+        kind = CS.kind_of(record_type)
+        rows = self.query("SELECT key, state FROM control_state WHERE kind = ? ORDER BY key", (kind.name,))
+        return [(kind.key.parse(k), self._state(kind, k, s)) for k, s in rows]
+
+    @staticmethod
+    def _state(kind, key, text):
+        try:
+            obj = json.loads(text)
+        except ValueError as e:
+            raise CorruptRow("control state %s/%s is not JSON: %s" % (kind.name, key, e)) from e
+        return kind.record.from_obj(obj, "%s/%s" % (kind.name, key))

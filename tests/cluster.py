@@ -3,6 +3,7 @@ unix-port nodes (Cluster), a steady input publisher (Stream) and the chain check
 import pathlib
 
 from netedge.shared import status as S
+from netedge.gateway.control.state import MigrationState, RecoveryState
 from netedge.tools.fleet import InputStream
 
 from gateways import GatewayProc, cli, deploy, write_config  # noqa: F401 (deploy: re-exported)
@@ -64,8 +65,8 @@ class Cluster:
 
     def wait_settled(self, origin, timeout=30):
         """No migration of `origin` in progress, and none waiting to recover after a crash."""
-        self.gw.wait_for(lambda st: st.get_state("migrate:%08x" % origin) is None
-                         and st.get_state("recover:%08x" % origin) is None, timeout, "migration settled")
+        self.gw.wait_for(lambda st: st.load_state(MigrationState, origin) is None
+                         and st.load_state(RecoveryState, origin) is None, timeout, "migration settled")
 
     def hosts_now(self, origin, nodes):
         """Which of `nodes` host `origin`, by a fresh heartbeat from each (exactly one, or a bug)."""
@@ -98,7 +99,7 @@ def check_chain(c, origin, n, epoch, host, setup=0):
         assert S.assess_continuity(evs, origin).kind == S.CONTINUOUS
         d = st.daemon(origin)
         assert (d.epoch, d.host_node, d.status) == (epoch, host, "active")
-        assert st.get_state("migrate:%08x" % origin) is None
+        assert st.load_state(MigrationState, origin) is None
     finally:
         st.close()
     proof = cli(c.cfg, "proof", "%08x" % origin).stdout.strip()

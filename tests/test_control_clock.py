@@ -4,7 +4,8 @@ sources.  Two gateways fed the same sources and the same frames publish the same
 import random
 
 from netedge.gateway.control.clock import MAX_RESTORED_AGE_S, OP_ID_STEP_BITS, ControlClock, FrameCounter
-from netedge.gateway.control.core import DEPLOY_TIMEOUT_S, GatewayCore
+from netedge.gateway.control.core import GatewayCore
+from netedge.gateway.control.deploy import DEPLOY_TIMEOUT_S
 from netedge.gateway.keystore import Keystore
 from netedge.gateway.store import Store
 from netedge.shared import frame as FR

@@ -2,6 +2,7 @@
 appends, streamed events under proofs, tamper detection, kill -9 crash safety, inputs, snapshots,
 records, orchestration state, and two-thread use."""
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ import types
 import pytest
 
 from netedge.gateway import store as store_mod
+from netedge.gateway.control import state as CS
 from netedge.gateway.store import (CHUNK, ConflictingEvent, ConflictingInput, CorruptRow, SCHEMA_VERSION,
                                    SchemaTooNew, Store, StoreError, UnknownDaemon)
 from netedge.shared import status as S
@@ -65,7 +67,7 @@ def test_fresh_database_is_migrated_wal_full_fk(db):
         assert s.query("PRAGMA synchronous")[0][0] == 2  # FULL
         assert s.query("PRAGMA foreign_keys")[0][0] == 1
         tables = {r[0] for r in s.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"nodes", "daemons", "chain_events", "inputs", "snapshots", "records", "orchestration",
+    assert {"nodes", "daemons", "chain_events", "inputs", "snapshots", "records", "control_state",
             "keys", "gateway_identity"} <= tables
 
 
@@ -331,19 +333,79 @@ def test_records_are_appended_and_filtered(store):
         store.add_record("gossip", 1, b"", b"", b"")
 
 
-def test_orchestration_state_persists(db):
+def test_control_state_persists_as_typed_records(db):
+    boot = CS.NodeBoot(id=7)
+    dep = CS.DeployState(origin=5, kind="counter", node="n1", epoch=1, step="push_keys", client="cli-1", rid=3,
+                         started=10.5)
     with Store(db) as s:
-        s.put_state("migration/1", {"phase": "transfer", "chunks": [1, 2]})
-        s.put_state("migration/2", {"phase": "snapshot"})
-        s.put_state("group/a", {"active": "n1"})
-        s.put_state("migration/1", {"phase": "restore"})
+        s.save_state("n1", boot)
+        s.save_state(5, dep)
+        s.save_state(4, CS.DeployState(**dict(dep.to_obj(), origin=4)))
+        dep.step = "activate"
+        s.save_state(5, dep)
     with Store(db) as s:
-        assert s.get_state("migration/1") == {"phase": "restore"}
-        assert s.get_state("nope", 42) == 42
-        assert [k for k, _ in s.list_states("migration/")] == ["migration/1", "migration/2"]
-        assert len(s.list_states()) == 3
-        assert s.delete_state("migration/1") is True and s.delete_state("migration/1") is False
-        assert s.get_state("migration/1") is None
+        assert s.load_state(CS.NodeBoot, "n1") == boot and s.load_state(CS.NodeBoot, "n2") is None
+        assert s.load_state(CS.DeployState, 5).step == "activate"
+        assert [k for k, _ in s.states(CS.DeployState)] == [4, 5]  # keys come back typed, in order
+        assert s.load_state(CS.MigrationState, 5) is None         # one slot per kind: no prefix to collide
+        assert s.drop_state(CS.DeployState, 5) is True and s.drop_state(CS.DeployState, 5) is False
+        assert s.load_state(CS.DeployState, 5) is None
+
+
+def test_control_state_refuses_a_record_of_the_wrong_shape(db):
+    with Store(db) as s:
+        with pytest.raises(CorruptRow):  # a bool is not an int (JSON would keep it, the type refuses it)
+            s.save_state("n1", CS.NodeBoot(id=True))
+        with pytest.raises(ValueError):
+            s.save_state(-1, CS.RecoveryState(node="n1", m=1))  # an origin key is a u32
+        with pytest.raises(KeyError):
+            s.save_state(1, {"id": 1})  # only the typed kinds are stored
+        assert s.states(CS.NodeBoot) == []
+        s.execute("INSERT INTO control_state (kind, key, state, updated) VALUES ('boot', 'n1', '{\"id\": \"x\"}', 0)")
+        s.execute("INSERT INTO control_state (kind, key, state, updated) VALUES ('boot', 'n2', '{\"id\": 1, \"x\": 2}', 0)")
+        s.execute("INSERT INTO control_state (kind, key, state, updated) VALUES ('boot', 'n3', 'not json', 0)")
+        for node in ("n1", "n2", "n3"):
+            with pytest.raises(CorruptRow):
+                s.load_state(CS.NodeBoot, node)
+
+
+V1_DB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "gateway_v1.db")
+
+
+def test_a_database_made_by_schema_1_code_keeps_working(tmp_path):
+    """tests/fixtures/gateway_v1.db was written by the code before the typed kinds (schema 1:
+    one `orchestration` table, "<kind>:<key>" keys): the simulator's gateway mid-run, with a
+    row of every kind it persisted (groups, migrations, forks in several steps, deploys, boot
+    ids, record dedup keys and branch tips, recoveries).  Opening it migrates the rows into
+    their typed slots, and every one of them loads."""
+    path = str(tmp_path / "old.db")
+    with open(V1_DB, "rb") as f, open(path, "wb") as g:
+        g.write(f.read())
+    c = sqlite3.connect(path)
+    old = dict(c.execute("SELECT key, state FROM orchestration"))
+    c.close()
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        got = {}
+        for kind in CS.KINDS:
+            for key, rec in s.states(kind.record):
+                assert isinstance(rec, kind.record)
+                name = ("record:%08x:tips" % key) if kind.name == "record_tips" else "%s:%s" % (
+                    kind.name, kind.key.text(key))
+                got[name] = rec
+        assert sorted(got) == sorted(old)  # every row moved, under its kind, none lost
+        for name, rec in got.items():     # ... with the same content (fields it lacked: their defaults)
+            was, now = json.loads(old[name]), rec.to_obj()
+            assert {k: now[k] for k in was} == was, name
+        assert {k.name for k in CS.KINDS} == {n.split(":")[0] if not n.endswith(":tips") else "record_tips"
+                                              for n in got}
+        g = next(r for r in got.values() if isinstance(r, CS.GroupState))
+        assert all(isinstance(m, CS.Member) for m in g.members.values())
+        assert s.query("SELECT name FROM sqlite_master WHERE name = 'orchestration'") == []
+        # the control plane resumes from it
+        from netedge.gateway.control.status import daemon_status_body
+        for d in s.daemons():
+            daemon_status_body(s, d.origin)
 
 
 def test_nodes_and_daemons(store):
@@ -382,8 +444,8 @@ def test_transaction_rollback_and_savepoints(store):
             with store.transaction():
                 store.append_event(evs[1])
                 store.append_event(ChainEvent(evs[0].link, b"bad"))
-        store.put_state("k", 1)
-    assert store.event_count(ORIGIN) == 1 and store.get_state("k") == 1
+        store.save_state("n1", CS.NodeBoot(id=1))
+    assert store.event_count(ORIGIN) == 1 and store.load_state(CS.NodeBoot, "n1") == CS.NodeBoot(id=1)
 
 
 def test_two_threads_share_one_store(store):

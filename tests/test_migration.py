@@ -7,6 +7,7 @@ import time
 
 import pytest
 from cluster import Cluster, Stream, check_chain, cli, deploy
+from netedge.gateway.control.state import MigrationState
 
 
 def stream_and_migrate(c, origin, hops, n=300, rate=200):
@@ -343,14 +344,14 @@ def test_auto_placement_rules(tmp_path):
     online, can host the kind, holds the key slot or can be provisioned, free heap for the
     record, not the source; ranked key slot first, then free heap; a clear reason otherwise."""
     import pytest
+    from netedge.gateway.control.collaborators import Collaborators
     from netedge.gateway.control.migration import MigrationError, MigrationOrchestrator, heap_needed
     from netedge.gateway.store import Store
 
-    class Core:
-        provisionable = staticmethod(lambda n: n != "far")
-        clock = None  # (pick_target reads no time)
-    core = Core()
-    core.store = st = Store(str(tmp_path / "gw.db"))
+    st = Store(str(tmp_path / "gw.db"))
+    # (pick_target reads the store and asks whether a node can be provisioned: nothing else)
+    ctx = Collaborators(store=st, clock=None, keystore=None, frame=None, reply=None, new_op=None, push_tag=None,
+                        slots=None, changed=None, count=None, can_provision=lambda n: n != "far")
     o = 0x1a2b3c4d
     need = heap_needed(5000)
 
@@ -364,7 +365,7 @@ def test_auto_placement_rules(tmp_path):
     node("c-small", heap=need - 1)
     node("far")  # no key slot and no provisioning path
     node("old", daemons=[{"origin": o}])
-    orch = MigrationOrchestrator(core)
+    orch = MigrationOrchestrator(ctx)
     with pytest.raises(MigrationError) as e:
         orch.pick_target(o)
     msg = str(e.value)
@@ -424,10 +425,9 @@ def test_forged_and_stale_migration_frames_are_rejected(tmp_path, firmware):
         res = {}
         t = threading.Thread(target=lambda: res.setdefault("r", c.migrate(a, "n2", check=False)))
         t.start()
-        key = "migrate:%08x" % a
-        c.gw.wait_for(lambda st: (st.get_state(key) or {}).get("step") == "restore", 15, "held at restore")
+        c.gw.wait_for(lambda st: getattr(st.load_state(MigrationState, a), "step", None) == "restore", 15, "held at restore")
         st = c.gw.store()
-        m, seq = st.get_state(key)["m"], st.get_state(key)["seq"]
+        m, seq = st.load_state(MigrationState, a).m, st.load_state(MigrationState, a).seq
         st.close()
         forged = [("n3", "n3", {"op": "restored", "m": m, "o": a, "seq": seq}),   # not a party
                   ("n3", "n3", {"op": "failed", "m": m, "o": a, "code": 4, "detail": "forged"}),
@@ -437,7 +437,7 @@ def test_forged_and_stale_migration_frames_are_rejected(tmp_path, firmware):
             c.obs.publish_raw(T.node(topic_node, "mig"), FR.encode(FR.MIGRATION, sender, 1 << 20, body))
         time.sleep(0.5)
         st = c.gw.store()
-        assert st.get_state(key)["step"] == "restore" and st.daemon(a).epoch == 1  # nothing moved
+        assert st.load_state(MigrationState, a).step == "restore" and st.daemon(a).epoch == 1  # nothing moved
         st.close()
         n2.signal(signal.SIGCONT)
         t.join(30)

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from cluster import Cluster, Stream, check_chain, cli, deploy
+from netedge.gateway.control.state import MigrationState
 
 BLOB_NODE = {"kinds": {"counter": "netedge.firmware.daemons.counter.Counter",
                        "blob": "netedge.firmware.daemons.blob.Blob"}}
@@ -35,8 +36,8 @@ CASES = [(p, v) for p in MATRIX for v in ("source", "target")]
 
 
 def step_of(st, origin):
-    s = st.get_state("migrate:%08x" % origin)
-    return s and s["step"]
+    s = st.load_state(MigrationState, origin)
+    return s and s.step
 
 
 @pytest.mark.parametrize("phase,victim", CASES, ids=["%s-kill-%s" % c for c in CASES])

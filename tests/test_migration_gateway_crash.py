@@ -1,7 +1,7 @@
 """The gateway's own crash mid-migration: `kill -9` the gateway while a migration is held at a
 phase, let the nodes go on, restart the gateway from its store.
 
-The migration's step is in the store (`migrate:<origin>`), what it held in RAM (snapshot chunks,
+The migration's step is in the store (its MigrationState record), what it held in RAM (snapshot chunks,
 a replay's batches) is gone, and the broker kept the nodes' replies for its session.  So the
 restarted gateway carries on; before the epoch bump it may instead time out and abort back to
 the source, after it the migration only rolls forward (docs/PROTOCOL.md §16).  Either way:

@@ -8,6 +8,7 @@ import time
 
 from gateways import cli
 from cluster import Cluster, Stream, check_chain
+from netedge.gateway.control.state import GroupState
 
 
 def create_group(c, *extra):
@@ -20,13 +21,13 @@ def create_group(c, *extra):
 def group_of(c, origin):
     st = c.gw.store()
     try:
-        return st.get_state("group:%08x" % origin)
+        return st.load_state(GroupState, origin).to_obj()
     finally:
         st.close()
 
 
 def wait_running(c, origin, timeout=20):
-    c.gw.wait_for(lambda st: (st.get_state("group:%08x" % origin) or {}).get("step") == "running"
+    c.gw.wait_for(lambda st: getattr(st.load_state(GroupState, origin), "step", None) == "running"
                   and st.daemon(origin).host_node != c.failed, timeout, "group running again")
 
 
@@ -52,7 +53,7 @@ def test_kill9_active_promotes_a_standby(tmp_path, firmware):
         assert p["from"] == "n1" and p["to"] in ("n2", "n3") and p["epoch"] == 2, p
         check_chain(c, a, 600, 2, p["to"])
         # a replacement standby was recruited on the node outside the group, and keeps a copy
-        c.gw.wait_for(lambda st: (st.get_state("group:%08x" % a)["members"].get("n4") or {}).get("seq") is not None,
+        c.gw.wait_for(lambda st: getattr(st.load_state(GroupState, a).members.get("n4"), "seq", None) is not None,
                       20, "n4 recruited")
         assert "n4         standby  up" in cli(c.cfg, "group", "list").stdout
         out = cli(c.cfg, "status").stdout
@@ -93,8 +94,8 @@ def test_frozen_active_is_deposed_and_rejoins_as_standby(tmp_path, firmware):
         assert s.error is None
         c.wait_events(a, 700)
         # its stale-epoch frames were rejected and it was told to step down: a standby again
-        c.gw.wait_for(lambda st: (st.get_state("group:%08x" % a)["members"]["n1"]["role"] == "standby"
-                                  and st.get_state("group:%08x" % a)["members"]["n1"]["seq"] is not None),
+        c.gw.wait_for(lambda st: (st.load_state(GroupState, a).members["n1"].role == "standby"
+                                  and st.load_state(GroupState, a).members["n1"].seq is not None),
                       20, "n1 demoted and holding a copy")
         c.obs.heartbeats.clear()
         c.obs.wait(lambda: "n1" in c.obs.heartbeats, 5, "n1 heartbeat")
@@ -122,7 +123,7 @@ def test_lost_events_give_a_signed_node_crash_and_a_fork(tmp_path, firmware):
         s.join(30)
         c.wait_events(a, 300)
         c.nodes["n1"].kill()
-        c.gw.wait_for(lambda st: (st.get_state("group:%08x" % a) or {}).get("step") == "lost", 20, "loss recorded")
+        c.gw.wait_for(lambda st: getattr(st.load_state(GroupState, a), "step", None) == "lost", 20, "loss recorded")
         lost = group_of(c, a)["lost"]
         assert lost["snapshot_seq"] == 0 and lost["missing"] == 1, lost
         child = lost["child"]

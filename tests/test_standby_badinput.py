@@ -33,9 +33,9 @@ def syncing_group(r):
     r.core.tick(r.now)  # the activation
     r.accept(T.node(NODE, "hb"), r.frame(FR.HEARTBEAT, valid_hb(daemons=[{"origin": origin, "epoch": 1}])))
     g = r.core.standby.groups[origin]
-    assert g["step"] == "sync0" and g["sync"] is not None
+    assert g.step == "sync0" and g.sync is not None
     r.core.tick(r.now)
-    return origin, g["sync"]["m"]
+    return origin, g.sync["m"]
 
 
 def test_malformed_group_and_fork_requests_get_an_error_reply(rig):
@@ -112,8 +112,8 @@ def test_fuzz_group_replies(data):
             r.send(T.node(data.draw(st.sampled_from([NODE, OTHER])), "mig"), r.frame(FR.MIGRATION, body))
             # well-typed late or foreign answers may be absorbed, but never leave a half-written group
             g = r.core.standby.groups[origin]
-            assert g["members"][NODE]["seq"] is None or type(g["members"][NODE]["seq"]) is int
-            assert g["members"][OTHER]["seq"] is None or type(g["members"][OTHER]["seq"]) is int
+            assert g.members[NODE].seq is None or type(g.members[NODE].seq) is int
+            assert g.members[OTHER].seq is None or type(g.members[OTHER].seq) is int
             if r.core.counters["malformed"]:
                 assert r.state() == before
         finally:

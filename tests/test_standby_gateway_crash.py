@@ -1,6 +1,6 @@
 """The gateway's own crash mid-promotion (PROTOCOL §17): the active's node is killed, the
 gateway starts promoting a standby, and is itself killed (-9) before the standby answers; it is
-restarted from its store.  The group is persisted (`group:<origin>`), the backlog it was feeding
+restarted from its store.  The group is persisted (its GroupState record), the backlog it was feeding
 is not: the restarted gateway carries on with what the broker kept for its session, or times the
 promotion out and promotes again.  Either way the group ends running on one active, with every
 input processed exactly once and in order on ONE Continuous chain."""
@@ -12,6 +12,7 @@ import pytest
 from cluster import Cluster, Stream, check_chain
 from test_standby import create_group, group_of, wait_running
 from netedge.gateway.control.standby import REPLY_TIMEOUT_S
+from netedge.gateway.control.state import GroupState
 
 N = 300
 
@@ -29,7 +30,7 @@ def test_gateway_killed_while_promoting(tmp_path, firmware, down):
             n.signal(signal.SIGSTOP)
         c.failed = "n1"
         c.nodes["n1"].kill()
-        c.gw.wait_for(lambda st: (st.get_state("group:%08x" % a) or {}).get("step") == "promoting", 10,
+        c.gw.wait_for(lambda st: getattr(st.load_state(GroupState, a), "step", None) == "promoting", 10,
                       "a promotion under way")
         c.gw.kill()
         for n in standbys:

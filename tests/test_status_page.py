@@ -16,6 +16,7 @@ import pytest
 
 from netedge.gateway import http as H
 from netedge.gateway.store import Store
+from netedge.gateway.control.state import MigratedRecord, MigrationState
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
@@ -35,10 +36,11 @@ def store(tmp_path):
     st.upsert_node("n2", "suspect", {"board": "esp32", "heap": 120000}, last_seen=time.time() - 3)
     st.add_daemon(ORIGIN, "counter", b"k" * 32, host_node="n1", epoch=1, status="active")
     st.add_daemon(0x00000001, "echo&co", b"j" * 32, host_node="n2", epoch=2, status="active")
-    st.put_state("migrate:%08x" % ORIGIN, {"m": 7, "origin": ORIGIN, "source": "n1", "target": "n2",
-                                           "step": "replay", "at": time.time(), "phases": []})
-    st.put_state("migrated:%08x" % 1, {"kind": "Migrated", "migration_seq": 42, "source_node": "n1",
-                                       "target_node": "n2", "m": 3, "at": time.time() - 1})
+    st.save_state(ORIGIN, MigrationState(m=7, origin=ORIGIN, kind="counter", source="n1", target="n2", epoch=1,
+                                         step="replay", at=time.time(), tries=0, phases=[], client=None, rid=None,
+                                         started=time.time()))
+    st.save_state(1, MigratedRecord(kind="Migrated", migration_seq=42, source_node="n1", target_node="n2", m=3,
+                                    at=time.time() - 1))
     st.add_record("discontinuity", ORIGIN, b"\xff<not cbor>", b"s" * 64, b"\x01" * 32)
     yield st
     st.close()
@@ -191,8 +193,8 @@ def hold_target(c, origin, proc, hold_s, timeout=30):
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = st.get_state("migrate:%08x" % origin)
-            if m is not None and m.get("step") in ("snapshot", "transfer", "restore"):  # the target is not needed yet
+            m = st.load_state(MigrationState, origin)
+            if m is not None and m.step in ("snapshot", "transfer", "restore"):  # the target is not needed yet
                 proc.send_signal(signal.SIGSTOP)
                 try:
                     time.sleep(hold_s)

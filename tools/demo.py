@@ -19,6 +19,7 @@ import threading
 import time
 
 from ..gateway.errors import OperatorError
+from ..gateway.control.state import GroupState
 
 NODES = ("n1", "n2", "n3")
 SENDER = "sensor"
@@ -207,7 +208,7 @@ def failover(demo):
     n = demo.opts.inputs
     stream = demo.start_stream(demo.group, n)
     demo.wait(lambda st: _count(st, demo.group, n // 4), 30, "the group's first %d events" % (n // 4))
-    g = demo.store.get_state("group:%08x" % demo.group)
+    g = demo.store.load_state(GroupState, demo.group).to_obj()
     victim = [b for b in demo.boards if b.node_id == g["active"]][0]
     epoch = demo.store.daemon(demo.group).epoch
     seq = demo.store.head(demo.group).sequence
@@ -218,7 +219,7 @@ def failover(demo):
     d = demo.wait(lambda st: (st.daemon(demo.group) if st.daemon(demo.group).epoch > epoch
                               and st.event_count(demo.group) > seq else None), 30, "a promoted standby's first event")
     took = time.monotonic() - t0
-    p = demo.wait(lambda st: (st.get_state("group:%08x" % demo.group)["promotions"] or [None])[-1], 30,
+    p = demo.wait(lambda st: (st.load_state(GroupState, demo.group).promotions or [None])[-1], 30,
                   "the promotion to complete")
     demo.say("last will seen, %s promoted at epoch %d: it replayed %d logged inputs after its copy (seq %d) and "
              "took the inbox" % (p["to"], p["epoch"], p["replayed"], p["snapshot_seq"]))
@@ -231,7 +232,7 @@ def failover(demo):
     demo.say("chain 1..%d across the takeover: every input exactly once, in order; same origin, same chain"
              % n)
     victim.start()  # it reboots from flash still believing it is the active, at the old epoch
-    demo.wait(lambda st: (st.get_state("group:%08x" % demo.group)["members"][victim.node_id].get("seq")
+    demo.wait(lambda st: (st.load_state(GroupState, demo.group).members[victim.node_id].seq
                           is not None), 30, "%s to rejoin as a standby" % victim.node_id)
     demo.say("%s rebooted from flash at epoch %d: fenced (its stale frames are refused), told to step down, "
              "a standby again" % (victim.node_id, epoch))

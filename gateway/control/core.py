@@ -16,19 +16,20 @@ from ...shared.log import ChainEvent, Duplicate
 from ..rows import ConflictingEvent, ConflictingInput, StoreError
 from .records import RecordIssuer
 from .clock import ControlClock, FrameCounter
+from .state import NodeBoot
 from .routes import Routes
 from .status import continuity_of, daemon_status_body
 from .migration import MigrationOrchestrator
 from .fork import ForkOrchestrator
-from .standby import GroupError, StandbyOrchestrator, SYNC_EVERY_N, SYNC_EVERY_S
+from .standby import StandbyOrchestrator
+from .collaborators import Collaborators
+from .deploy import Deployer, key_slots
+from .requests import Requests
 
 log = logging.getLogger("netedge.gateway")
 
 NODE_ONLINE, NODE_OFFLINE, NODE_SUSPECT = "online", "offline", "suspect"
 I64_MAX = (1 << 63) - 1   # epochs are stored as SQLite INTEGER
-MAX_NAME = 64             # daemon kinds and request ids: short names, so every reply fits a frame
-DEPLOY_RETRY_S = 1.0
-DEPLOY_TIMEOUT_S = 30.0
 # A last will is acted on this much later: a broker shutting down publishes every client's will
 # just before it drops our connection too, and those wills must not fail over the whole fleet
 # (broker_lost drops them).  It adds this to a crashed node's failover.
@@ -37,11 +38,6 @@ WILL_HOLD_S = 0.1
 # nodes come back at their own pace (their MQTT backoff reaches 5 s: firmware/main.py): for the
 # heartbeat deadline plus this, the deadline alone decides who is gone.
 NODE_REDIAL_MAX_S = 5.0
-
-
-class BadRequest(ValueError):
-    """An operator request of the wrong shape: refused with an error reply and counted as malformed
-    (a well-formed request the gateway cannot honour is only refused)."""
 
 
 def _is_int(v):
@@ -89,15 +85,23 @@ class GatewayCore:
                          "records": 0, "inputs_pruned": 0, "internal_errors": 0}  # (the driver counts the last one: see service.py)
         self.records = RecordIssuer(store, keystore, clock=wall)  # signed discontinuity records (gateway/records.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
-        self.pending = {}         # request key -> (client, request id) awaiting completion
         self.routes = Routes()    # operation id / key push tag -> the orchestrator that answers it
-        self.migrations = MigrationOrchestrator(self)  # live migration (gateway/migration.py)
-        self.standby = StandbyOrchestrator(self)       # standby groups, promotion (gateway/standby.py)
-        self.forks = ForkOrchestrator(self)            # forks with a signed lineage (gateway/fork.py)
+        self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
+        # what the orchestrators may use of the core: narrow collaborators, never the core itself
+        ctx = Collaborators(
+            store=store, clock=self.clock, keystore=keystore, frame=self._frame, reply=self._reply,
+            new_op=lambda owner: self.routes.op(self.frame_counter.op_id(), owner), push_tag=self.routes.push,
+            slots=self._slots, changed=lambda *origins: self.dirty.update(origins), count=self._count,
+            can_provision=lambda node: None if self.provisionable is None else bool(self.provisionable(node)))
+        self.deployer = Deployer(ctx)                  # deploy and stop (control/deploy.py)
+        self.pending = self.deployer.pending           # deploy tag -> last activation sent
+        self.migrations = MigrationOrchestrator(ctx)   # live migration (control/migration.py)
+        self.forks = ForkOrchestrator(ctx)             # forks with a signed lineage (control/fork.py)
+        self.standby = StandbyOrchestrator(ctx, self._record_loss, self.forks.from_snapshot)  # (control/standby.py)
+        self.requests = Requests(ctx, gateway_id, self.deployer, self.migrations, self.forks, self.standby)
         for orch in (self.migrations, self.standby, self.forks):
             for m in orch.open_op_ids():
                 self.routes.op(m, orch)
-        self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
         self.held_wills = {}       # node -> when its last will came (see WILL_HOLD_S)
         self.blind = False         # our own broker connection is down (broker_lost)
         self.grace_until = 0.0     # until then after a reconnection, wills are stale (broker_back)
@@ -169,11 +173,11 @@ class GatewayCore:
                 if node in self.held_wills:  # (a will, then the node back at once: in that order)
                     self._will(acts, node)
                 self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
-                boot, key = body.get("boot"), "boot:" + node
-                prev = self.store.get_state(key)
-                rebooted = None if prev is None or not _is_int(boot) else prev.get("id") != boot
+                boot = body.get("boot")
+                prev = self.store.load_state(NodeBoot, node)
+                rebooted = None if prev is None or not _is_int(boot) else prev.id != boot
                 if _is_int(boot) and rebooted is not False:
-                    self.store.put_state(key, {"id": boot})
+                    self.store.save_state(node, NodeBoot(id=boot))
                 self.migrations.node_up(acts, node, rebooted)
                 self.last_seen[node] = now
         elif leaf == "hb":
@@ -417,6 +421,13 @@ class GatewayCore:
 
     # -- operator requests (netedge CLI over MQTT) ----------------------------------------
 
+    def _count(self, name):
+        self.counters[name] += 1
+
+    def _record_loss(self, acts, origin, last_snapshot_seq):
+        """A standby group's events after its last snapshot are lost: a signed NodeCrash, published."""
+        self._publish_record(acts, origin, self.records.node_crash(origin, last_snapshot_seq))
+
     def _reply(self, acts, client, rid, ok, result=None, error=None):
         if error is not None and len(error) > 300:
             error = error[:300] + "..."  # it may quote the request: the reply must still fit a frame
@@ -424,168 +435,30 @@ class GatewayCore:
         acts.publish.append((T.gateway(self.id, "rep", client), self._frame(FR.STATUS, body), 1, False))
 
     def _on_request(self, acts, client, payload, now):
+        """An operator request: its kinds and their validation are control/requests.py's table."""
         if not client:
             raise FR.MalformedFrame("request topic without a client id to reply to")
         f, body = self._decode(payload, FR.CONTROL)
-        op, rid = body.get("cmd"), body.get("id")
-        try:
-            if not (rid is None or _is_int(rid) or (isinstance(rid, str) and len(rid) <= MAX_NAME)):
-                rid = None
-                raise BadRequest("request 'id' must be an int or a name of at most %d characters" % MAX_NAME)
-            if op == "deploy":
-                self._deploy(acts, client, rid, body.get("kind"), body.get("node"), now)
-            elif op == "stop":
-                self._stop(acts, client, rid, body.get("origin"))
-            elif op == "migrate":
-                origin, to = body.get("origin"), body.get("to")
-                if body.get("auto") is True and to is None:
-                    pass  # start_migration_auto: the gateway picks the target
-                elif not (_is_int(origin) and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
-                    raise BadRequest("migrate needs 'origin' (u32) and 'to': a node name of at most %d characters"
-                                     " (or 'auto': true)" % MAX_NAME)
-                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF):
-                    raise BadRequest("migrate needs 'origin' (u32)")
-                if self.standby.is_grouped(origin):
-                    raise ValueError("%08x is a standby group's daemon: its group moves it (promotion), not "
-                                     "`netedge migrate`" % origin)
-                self.migrations.start(acts, client, rid, origin, to, now)
-            elif op == "fork":
-                origin, to = body.get("origin"), body.get("to")
-                if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF and isinstance(to, str) and 0 < len(to) <= MAX_NAME):
-                    raise BadRequest("fork needs 'origin' (u32) and 'to': a node name of at most %d characters"
-                                     % MAX_NAME)
-                self.forks.start(acts, client, rid, origin, to)
-            elif op == "group_create":
-                self._group_create(acts, client, rid, body)
-            elif op == "group_sync":
-                origin = body.get("origin")
-                st = self.standby.groups.get(origin) if _is_int(origin) else None
-                if st is None:
-                    raise ValueError("%r is not the origin of a standby group (see `netedge status`)" % (origin,))
-                if not self.standby.sync(acts, st):
-                    raise ValueError("group %08x cannot sync now: it is %s%s" % (
-                        origin, st["step"], " (a sync is in flight)" if st["sync"] else ""))
-                self._reply(acts, client, rid, True, result={"origin": origin, "active": st["active"]})
-            else:
-                raise BadRequest("unknown request %r: expected 'deploy', 'stop', 'migrate', 'group_create' or "
-                                 "'group_sync'" % (op,))
-        except BadRequest as e:
-            self.counters["malformed"] += 1
-            log.warning("bad frame topic=%s error=BadRequest: %s", T.gateway(self.id, "req", client), e)
-            self._reply(acts, client, rid, False, error=str(e))
-        except (NetedgeError, ValueError) as e:
-            self._reply(acts, client, rid, False, error=str(e))
-
-    def _group_create(self, acts, client, rid, body):
-        kind, members, nodes = body.get("kind"), body.get("members"), body.get("nodes")
-        sync_n, sync_s = body.get("sync_every", SYNC_EVERY_N), body.get("sync_seconds", SYNC_EVERY_S)
-        if not (isinstance(kind, str) and 0 < len(kind) <= MAX_NAME and _is_int(members) and 2 <= members <= 16):
-            raise BadRequest("group_create needs 'kind' (a name) and 'members' (2..16)")
-        if nodes is not None and not (isinstance(nodes, list) and len(nodes) == members and all(
-                isinstance(n, str) and 0 < len(n) <= MAX_NAME for n in nodes)):
-            raise BadRequest("group_create 'nodes' must list exactly 'members' node names")
-        if not (_is_int(sync_n) and sync_n >= 1 and isinstance(sync_s, (int, float)) and not isinstance(sync_s, bool)
-                and sync_s > 0):
-            raise BadRequest("group_create 'sync_every' must be an int >= 1 and 'sync_seconds' a number > 0")
-        try:
-            self.standby.create(acts, client, rid, kind, members, nodes, sync_n, float(sync_s))
-        except GroupError as e:
-            raise ValueError(str(e))
-
-    def _deploy(self, acts, client, rid, kind, node, now):
-        if not (isinstance(kind, str) and 0 < len(kind) <= MAX_NAME and isinstance(node, str) and 0 < len(node) <= MAX_NAME):
-            raise BadRequest("deploy needs 'kind' and 'node': names of at most %d characters" % MAX_NAME)
-        n = self.store.node(node)
-        if n is None:
-            raise ValueError("unknown node %r: it has never sent a heartbeat" % node)
-        if n.status != NODE_ONLINE:
-            raise ValueError("node %r is %s" % (node, n.status))
-        if "kinds" not in n.info:
-            raise ValueError("node %r has not sent a heartbeat yet: retry in a moment" % node)
-        if kind not in (n.info.get("kinds") or []):
-            raise ValueError("node %r cannot host kind %r (it has %s)" % (node, kind, n.info.get("kinds")))
-        info = self.keystore.generate(kind)
-        self.store.add_daemon(info.origin, kind, info.public_key, host_node=node, epoch=1, status="provisioning")
-        key = "deploy:%08x" % info.origin
-        self.store.put_state(key, {"origin": info.origin, "kind": kind, "node": node, "epoch": 1,
-                                   "step": "push_keys", "client": client, "rid": rid,
-                                   "started": self.clock.stamp(key + ":started")})
-        self.pending[key] = now
-        log.info("deploy origin=%08x kind=%s node=%s", info.origin, kind, node)
-        acts.push_keys.append((node, self._slots(node), self.routes.push(key, self)))
+        self.requests.handle(acts, client, body, now)
 
     def _slots(self, node):
-        """Every key slot the node should hold: its daemons' public keys (never the secrets:
-        nodes verify nothing with them and a stolen board then leaks no signing key)."""
-        slots = [{"kind": d.kind, "public": d.public_key.hex()}
-                 for d in self.store.daemons(host_node=node) if d.status != "stopped"] + self.standby.slots_for(node)
-        return [s for i, s in enumerate(slots) if s not in slots[:i]]
+        return key_slots(self.store, node, self.standby.slots_for(node))
 
     def keys_pushed(self, key, error, now):
-        """The driver finished a push_keys action."""
+        """The driver finished a push_keys action: its owner (by tag) carries on."""
         self.clock.advance(now)
         acts = Actions()
         owner = self.routes.take_push(key)
         if owner is None:  # a push an earlier core asked for (the driver rebuilt it): its tag says whose
             owner = {"migrate": self.migrations, "group": self.standby, "fork": self.forks,
-                     "deploy": self}.get(key.partition(":")[0])
+                     "deploy": self.deployer}.get(key.partition(":")[0])
             if owner is None:
                 return acts
-        if owner is not self:
-            owner.keys_pushed(acts, key, error)
-            return acts
-        st = self.store.get_state(key)
-        if st is None:
-            return acts
-        if error:
-            self.store.delete_state(key)
-            self.store.update_daemon(st["origin"], status="failed")
-            self._reply(acts, st["client"], st["rid"], False, error="provisioning failed: %s" % error)
-            return acts
-        st["step"] = "activate"
-        self.store.put_state(key, st)
-        self.pending[key] = None  # send the activation at the next tick
+        owner.keys_pushed(acts, key, error)
         return acts
 
     def _retry_deploys(self, acts, now):
-        for key, st in self.store.list_states("deploy:"):
-            if st["step"] != "activate":
-                continue
-            last = self.pending.get(key)
-            if self.clock.age(key + ":started", st["started"]) > DEPLOY_TIMEOUT_S:
-                self.clock.forget(key + ":started")
-                self.store.delete_state(key)
-                self.store.update_daemon(st["origin"], status="failed")
-                self.pending.pop(key, None)
-                self._reply(acts, st["client"], st["rid"], False,
-                            error="node %s did not activate %08x in %ds" % (st["node"], st["origin"], DEPLOY_TIMEOUT_S))
-                continue
-            if last is None or now - last >= DEPLOY_RETRY_S:
-                self.pending[key] = now
-                body = {"cmd": "activate", "origin": st["origin"], "kind": st["kind"], "epoch": st["epoch"]}
-                acts.publish.append((T.node(st["node"], "ctl"), self._frame(FR.CONTROL, body), 1, False))
+        self.deployer.tick(acts, now)
 
     def _check_deploys(self, acts, node, hb, now):
-        hosted = {d.get("origin"): d.get("epoch") for d in hb.get("daemons") or [] if isinstance(d, dict)}
-        for key, st in self.store.list_states("deploy:"):
-            if st["node"] == node and hosted.get(st["origin"]) == st["epoch"]:
-                self.store.delete_state(key)
-                self.pending.pop(key, None)
-                self.clock.forget(key + ":started")
-                self.store.update_daemon(st["origin"], status="active")
-                self.dirty.add(st["origin"])
-                log.info("deployed origin=%08x node=%s epoch=%d", st["origin"], node, st["epoch"])
-                self._reply(acts, st["client"], st["rid"], True,
-                            result={"origin": st["origin"], "node": node, "epoch": st["epoch"], "kind": st["kind"]})
-
-    def _stop(self, acts, client, rid, origin):
-        if not (_is_int(origin) and 0 <= origin <= 0xFFFFFFFF):
-            raise BadRequest("stop needs 'origin': the daemon's origin hash as an integer (u32)")
-        d = self.store.daemon(origin)
-        if d is None:
-            raise ValueError("unknown daemon %08x" % origin)
-        body = {"cmd": "stop", "origin": origin}
-        acts.publish.append((T.node(d.host_node, "ctl"), self._frame(FR.CONTROL, body), 1, False))
-        self.store.update_daemon(origin, status="stopped")
-        self.dirty.add(origin)
-        self._reply(acts, client, rid, True, result={"origin": origin, "node": d.host_node})
+        self.deployer.on_heartbeat(acts, node, hb)

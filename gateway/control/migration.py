@@ -2,7 +2,7 @@
 
 GatewayCore feeds it the CLI request, the nodes' MIGRATION replies, finished key pushes and
 timer ticks; it answers with Effects (CONTROL frames to the nodes, a reply to the CLI).  Its
-state lives in the store (`migrate:<origin>`), so `netedge status` shows the phase and a
+state lives in the store (a MigrationState record), so `netedge status` shows the phase and a
 restarted gateway carries on (or times out and aborts).
 
 A migration is in one of the mission's six phases, in order: PHASES is the table (start and end
@@ -23,6 +23,8 @@ from ...shared import superposition as SP
 from ...shared import topics as T
 from ...shared import transfer as X
 from ...shared.link import CausalLink
+from . import replay as RP
+from .state import MigratedRecord, MigrationState, RecoveryState
 
 log = logging.getLogger("netedge.gateway")
 
@@ -30,12 +32,6 @@ PHASE_TIMEOUT_S = 10.0
 KEYS_TIMEOUT_S = 30.0
 MAX_RETRIES = 6          # after the bump: re-sent this many times, then reported stuck
 REDRIVE_GAP_S = 2.0      # a target's failures within this of a re-drive belong to the replay it replaced
-REPLAY_WINDOW = 3        # acknowledged replay batches in flight (as a promotion's feed, gateway/standby.py)
-# inputs per `replay` (and group `feed`) frame: a node decodes a frame whole (~150 B of heap an
-# input on a 64-bit port) and builds a chain event per input before it publishes any, so a whole
-# 64-input buffer at once could exhaust a small board's heap
-REPLAY_BATCH = 8
-REPLAY_BYTES = 2048      # ... and about this many payload bytes
 # Snapshot chunks to a target (§14): sized for its free heap, at most 2 KB (a node queues at most
 # 8 KB of received frames, §11), WINDOW of them unacknowledged at a time
 TX_CHUNK = 2048
@@ -93,19 +89,6 @@ TRANSITIONS = {
     (CUTOVER, "active"): ("target", "_on_active"),
 }
 
-def replay_batches(items):
-    """[sender, counter, payload] lists (as given: the node checks each) -> frame-sized batches."""
-    out, cur, size = [], [], 0
-    for x in items:
-        n = 16 + (len(x[2]) if isinstance(x, list) and len(x) == 3 and isinstance(x[2], bytes) else 0)
-        if cur and (len(cur) >= REPLAY_BATCH or size + n > REPLAY_BYTES):
-            out.append(cur)
-            cur, size = [], 0
-        cur.append(x)
-        size += n
-    return out + [cur] if cur else out
-
-
 def state_key(origin):
     return "migrate:%08x" % origin
 
@@ -129,102 +112,100 @@ def heap_needed(size):
 
 
 class MigrationOrchestrator:
-    def __init__(self, core):
-        self.core = core          # for the store, frames, replies, key slots and the dirty set
-        self.store = core.store
-        self.clock = core.clock   # monotonic `now` and persisted steps' ages (control/clock.py)
+    def __init__(self, ctx):
+        self.ctx = ctx            # narrow collaborators (control/collaborators.py)
+        self.store = ctx.store
+        self.clock = ctx.clock    # monotonic `now` and persisted steps' ages (control/clock.py)
         self.rx = {}              # origin -> Reassembler of the source's snapshot chunks
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
-        self.replays = {}         # origin -> the input-log replay in progress (batches, sent, acked)
+        self.replays = {}         # origin -> the input-log replay in progress ({"m", "id", "t0", "replay"})
         self.replay_no = 0
 
     # -- helpers ----------------------------------------------------------------------
 
     def _send(self, acts, node, cmd, st, **extra):
-        body = dict(extra, cmd=cmd, m=st["m"], origin=st["origin"])
-        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 1, False))
+        self._command(acts, node, cmd, st.m, st.origin, **extra)
+
+    def _command(self, acts, node, cmd, m, origin, **extra):
+        body = dict(extra, cmd=cmd, m=m, origin=origin)
+        acts.publish.append((T.node(node, "ctl"), self.ctx.frame(FR.CONTROL, body), 1, False))
 
     def _step(self, st, step):
-        key = state_key(st["origin"])
-        st["phases"].append([st["step"], round(self.clock.age(key, st["at"]) * 1000)])
-        st["step"], st["at"], st["tries"] = step, self.clock.stamp(key), 0
-        self.store.put_state(state_key(st["origin"]), st)
-        log.info("migration %d origin=%08x %s -> %s: %s", st["m"], st["origin"], st["source"], st["target"], step)
+        key = state_key(st.origin)
+        st.phases.append([st.step, round(self.clock.age(key, st.at) * 1000)])
+        st.step, st.at, st.tries = step, self.clock.stamp(key), 0
+        self.store.save_state(st.origin, st)
+        log.info("migration %d origin=%08x %s -> %s: %s", st.m, st.origin, st.source, st.target, step)
 
     def _finish(self, acts, st, ok, result=None, error=None):
-        self.rx.pop(st["origin"], None)
-        self.tx.pop(st["origin"], None)
-        if self.replays.get(st["origin"], {}).get("st", {}).get("m") == st["m"]:
-            del self.replays[st["origin"]]
-        self.store.delete_state(state_key(st["origin"]))
-        self.clock.forget(state_key(st["origin"]))
-        self.clock.forget(state_key(st["origin"]) + ":started")
-        if st.get("client") is not None:
-            self.core._reply(acts, st["client"], st["rid"], ok, result=result, error=error)
+        self.rx.pop(st.origin, None)
+        self.tx.pop(st.origin, None)
+        if self.replays.get(st.origin, {}).get("m") == st.m:
+            del self.replays[st.origin]
+        self.store.drop_state(MigrationState, st.origin)
+        self.clock.forget(state_key(st.origin))
+        self.clock.forget(state_key(st.origin) + ":started")
+        if st.client is not None:
+            self.ctx.reply(acts, st.client, st.rid, ok, result=result, error=error)
 
-    def _replay_log(self, acts, node, st, after_seq):
-        """Re-drive `node` from the gateway's durable input log: every logged input the stored
-        chain does not reflect after `after_seq`, in order (`"log": true` lets a node that came
-        back from a reboot leave its hold afterwards; its input window drops what it has), then
-        `go`.  This replaces inputs a crashed node had taken into RAM.  The batches go out a few
-        at a time, each acknowledged (`replayed`): a board buffers little, and a log's worth of
-        batches at once, redelivered whole after each of its reconnects, would starve it."""
-        inputs = self.store.replay_after(st["origin"], after_seq, consumed=False)[0]
+    def _replay_log(self, acts, node, m, origin, after_seq):
+        """Re-drive `node` from the gateway's durable input log (control/replay.py): every logged
+        input the stored chain does not reflect after `after_seq`, in order (`"log": true` lets a
+        node that came back from a reboot leave its hold afterwards; its input window drops what
+        it has), in acknowledged batches (`replayed`), then `go`.  This replaces inputs a crashed
+        node had taken into RAM."""
+        inputs = RP.backlog(self.store, origin, after_seq, consumed=False)[0]
         self.replay_no += 1
+        rid = self.replay_no
         # (RAM only: a restarted gateway re-drives from scratch when the node or tick() asks)
-        self.replays[st["origin"]] = {"node": node, "st": {"m": st["m"], "origin": st["origin"]}, "id": self.replay_no,
-                                      "batches": replay_batches(inputs) or [[]], "sent": 0, "acked": 0,
-                                      "t0": self.clock.now}
-        self._replay_next(acts, st["origin"], None)
-        log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", st["m"], st["origin"],
+        self.replays[origin] = {"m": m, "id": rid, "t0": self.clock.now,
+                                "replay": RP.Replay(node, RP.batches(inputs) or [[]], lambda i: [rid, i])}
+        self._replay_next(acts, origin, None)
+        log.info("migration %d origin=%08x: %d logged inputs after seq %d replayed to %s", m, origin,
                  len(inputs), after_seq, node)
 
     def _replay_next(self, acts, origin, b):
-        """`replayed` b came back (None: start): keep REPLAY_WINDOW batches in flight; `go` after
-        the last one is acknowledged."""
+        """`replayed` b came back (None: start): the next batches of the window; `go` after the
+        last one is acknowledged."""
         r = self.replays.get(origin)
         if r is None:
             return
-        if b is not None:
-            if b != [r["id"], r["acked"]]:
-                return  # (a repeated ack, or one of a replay this one replaced)
-            r["acked"] += 1
-        batches = r["batches"]
-        while r["sent"] < len(batches) and r["sent"] - r["acked"] < REPLAY_WINDOW:
-            i = r["sent"]
-            self._send(acts, r["node"], "replay", r["st"], inputs=batches[i], log=True, b=[r["id"], i])
-            r["sent"] += 1
-        st = self.store.get_state(state_key(origin))
-        if r["acked"] == len(batches):
+        replay = r["replay"]
+        out = replay.advance(b)
+        if out is None:
+            return  # (a repeated ack, or one of a replay this one replaced)
+        for i, batch in out:
+            self._command(acts, replay.node, "replay", r["m"], origin, inputs=batch, log=True, b=[r["id"], i])
+        st = self.store.load_state(MigrationState, origin)
+        if replay.done:
             del self.replays[origin]
-            if r.get("again") and st is not None and st["m"] == r["st"]["m"]:
-                self._replay_log(acts, r["node"], st, st["seq"])  # (its inputs now reach the end of the log)
+            if r.get("again") and st is not None and st.m == r["m"]:
+                self._replay_log(acts, replay.node, st.m, st.origin, st.seq)  # (its inputs now reach the end of the log)
                 return
-            self._send(acts, r["node"], "go", r["st"])
-        if st is not None and st["m"] == r["st"]["m"]:
-            st["at"] = self.clock.stamp(state_key(origin))  # progress: not a stalled step for tick()
-            self.store.put_state(state_key(origin), st)
+            self._command(acts, replay.node, "go", r["m"], origin)
+        if st is not None and st.m == r["m"]:
+            st.at = self.clock.stamp(state_key(origin))  # progress: not a stalled step for tick()
+            self.store.save_state(origin, st)
 
     def _replay_resend(self, acts, origin):
         """tick(): no ack for a while: the unacknowledged batches again (the node's input window
         drops any it had processed)."""
-        r = self.replays[origin]
-        r["sent"] = r["acked"]
+        self.replays[origin]["replay"].rewind()
         self._replay_next(acts, origin, None)
 
     def _abort(self, acts, st, why):
         """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
-        if st["source"] in st.get("down", ()):
+        if st.source in st.down:
             # it may come back from a reboot, held and without the inputs it had buffered: it
             # then gets the input log (node_up), a `resume` is not enough
-            self.store.put_state(recover_key(st["origin"]), {"node": st["source"], "m": st["m"]})
-        self._send(acts, st["source"], "resume", st)
-        if st["step"] in (TRANSFER, RESTORE):
-            acts.publish.append((T.node(st["target"], "ctl"),
-                                 self.core._frame(FR.CONTROL, {"cmd": "stop", "origin": st["origin"]}), 1, False))
-        log.warning("migration %d origin=%08x aborted in %s: %s", st["m"], st["origin"], st["step"], why)
+            self.store.save_state(st.origin, RecoveryState(node=st.source, m=st.m))
+        self._send(acts, st.source, "resume", st)
+        if st.step in (TRANSFER, RESTORE):
+            acts.publish.append((T.node(st.target, "ctl"),
+                                 self.ctx.frame(FR.CONTROL, {"cmd": "stop", "origin": st.origin}), 1, False))
+        log.warning("migration %d origin=%08x aborted in %s: %s", st.m, st.origin, st.step, why)
         self._finish(acts, st, False, error="migration of %08x to %s failed (%s): %s; it keeps running on %s" % (
-            st["origin"], st["target"], st["step"], why, st["source"]))
+            st.origin, st.target, st.step, why, st.source))
 
     # -- the request --------------------------------------------------------------------
 
@@ -250,8 +231,7 @@ class MigrationOrchestrator:
             return "cannot host kind %r" % d.kind
         if any(isinstance(x, dict) and x.get("origin") == d.origin for x in n.info.get("daemons") or []):
             return "still hosts it"
-        prov = self.core.provisionable
-        if d.origin not in (n.info.get("keys") or []) and prov is not None and not prov(n.node_id):
+        if d.origin not in (n.info.get("keys") or []) and self.ctx.can_provision(n.node_id) is False:
             return "no key slot, and no provisioning path for it in the gateway's [nodes]"
         heap = n.info.get("heap")
         if isinstance(heap, int) and heap < need:
@@ -282,17 +262,17 @@ class MigrationOrchestrator:
     def start(self, acts, client, rid, origin, target, now):
         store = self.store
         if target is None:  # --auto
-            if store.get_state(state_key(origin)) is not None:
+            if store.load_state(MigrationState, origin) is not None:
                 raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
             target = self.pick_target(origin)
         d = store.daemon(origin)
         if d is None:
             raise MigrationError("unknown daemon %08x" % origin)
-        if store.get_state(state_key(origin)) is not None:
+        if store.load_state(MigrationState, origin) is not None:
             raise MigrationError("%08x is migrating already (see `netedge status`)" % origin)
         if d.status != "active":
             raise MigrationError("daemon %08x is %s, not active" % (origin, d.status))
-        if store.get_state(recover_key(origin)) is not None:
+        if store.load_state(RecoveryState, origin) is not None:
             raise MigrationError("%08x is waiting to recover on %s after a crash mid-migration: retry once that node "
                                  "is back" % (origin, d.host_node))
         if d.host_node == target:
@@ -310,36 +290,36 @@ class MigrationOrchestrator:
             raise MigrationError("node %r cannot host kind %r (it has %s)" % (target, d.kind, n.info.get("kinds")))
         if any(x.get("origin") == origin for x in n.info.get("daemons") or [] if isinstance(x, dict)):
             raise MigrationError("node %r still hosts %08x" % (target, origin))
-        st = {"m": self.core.routes.op(self.core.frame_counter.op_id(), self), "origin": origin, "kind": d.kind, "source": d.host_node,
-              "target": target, "epoch": d.epoch, "step": "request", "at": self.clock.stamp(state_key(origin)),
-              "tries": 0, "phases": [], "client": client, "rid": rid,
-              "started": self.clock.stamp(state_key(origin) + ":started")}
+        st = MigrationState(m=self.ctx.new_op(self), origin=origin, kind=d.kind,
+                            source=d.host_node, target=target, epoch=d.epoch, step="request",
+                            at=self.clock.stamp(state_key(origin)), tries=0, phases=[], client=client, rid=rid,
+                            started=self.clock.stamp(state_key(origin) + ":started"))
         if origin in (n.info.get("keys") or []):
             self._step(st, SNAPSHOT)
-            self._send(acts, st["source"], "freeze", st)
+            self._send(acts, st.source, "freeze", st)
         else:  # the target lacks the key slot: provision it first, as deploy does (`freeze` waits)
-            st["keys"] = "pushing"
+            st.keys = "pushing"
             self._step(st, SNAPSHOT)
-            slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
-            acts.push_keys.append((target, slots, self.core.routes.push(state_key(origin), self)))
+            slots = self.ctx.slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
+            acts.push_keys.append((target, slots, self.ctx.push_tag(state_key(origin), self)))
 
     def open_op_ids(self):
         """The ids of the migrations and recoveries in progress (a restarted core routes their
         replies here)."""
-        return [st["m"] for prefix in ("migrate:", "recover:") for _, st in self.store.list_states(prefix)]
+        return [st.m for kind in (MigrationState, RecoveryState) for _, st in self.store.states(kind)]
 
     def keys_pushed(self, acts, key, error):
-        st = self.store.get_state(key)
-        if st is None or st["step"] != SNAPSHOT or st.get("keys") != "pushing":
+        st = self.store.load_state(MigrationState, int(key.partition(":")[2], 16))
+        if st is None or st.step != SNAPSHOT or st.keys != "pushing":
             return
         if error:
             self._abort(acts, st, "node %s does not hold the key slot and provisioning it failed: %s" % (
-                st["target"], error))
+                st.target, error))
             return
-        del st["keys"]
-        st["at"] = self.clock.stamp(key)  # (the snapshot's own timeout starts with the freeze)
-        self.store.put_state(key, st)
-        self._send(acts, st["source"], "freeze", st)
+        st.keys = None
+        st.at = self.clock.stamp(key)  # (the snapshot's own timeout starts with the freeze)
+        self.store.save_state(st.origin, st)
+        self._send(acts, st.source, "freeze", st)
 
     # -- node replies -----------------------------------------------------------------------
 
@@ -349,15 +329,15 @@ class MigrationOrchestrator:
             raise FR.MalformedFrame("MIGRATION body needs op, m, o")
         if op == "replayed":  # (also for a recovery, which has no migration state)
             r = self.replays.get(origin)
-            if r is not None and r["node"] == node and r["st"]["m"] == m:
+            if r is not None and r["replay"].node == node and r["m"] == m:
                 self._replay_next(acts, origin, body.get("b"))
             return
-        st = self.store.get_state(state_key(origin))
-        if st is None or st["m"] != m:
+        st = self.store.load_state(MigrationState, origin)
+        if st is None or st.m != m:
             log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
             return
-        step = st["step"]
-        if node not in (st["source"], st["target"]):
+        step = st.step
+        if node not in (st.source, st.target):
             # (a node's topic carries only that node's frames: core checks the sender)
             log.warning("migration reply %s for %08x from %s ignored: not a party to migration %d", op, origin, node, m)
             return
@@ -365,7 +345,7 @@ class MigrationOrchestrator:
             self._on_failed(acts, st, node, body)
             return
         party, handler = TRANSITIONS.get((step, op), (None, None))
-        if handler is None or node != st[party]:
+        if handler is None or node != getattr(st, party):
             log.info("migration reply %s from %s in phase %s ignored", op, node, step)
             return
         getattr(self, handler)(acts, st, body)
@@ -373,12 +353,12 @@ class MigrationOrchestrator:
     # -- the transitions (TRANSITIONS) ------------------------------------------------------
 
     def _on_failed(self, acts, st, node, body):
-        origin, m = st["origin"], st["m"]
+        origin, m = st.origin, st.m
         why = "%s from %s: %s" % (F.NAMES.get(body.get("code"), "code %r" % body.get("code")), node,
                                   body.get("detail"))
-        if st["step"] in PRE_BUMP:
+        if st.step in PRE_BUMP:
             self._abort(acts, st, why)
-        elif node == st["target"]:  # e.g. its hold buffer filled: it waits for the log
+        elif node == st.target:  # e.g. its hold buffer filled: it waits for the log
             # One re-drive answers every failure of the replay it replaces: a replay is many
             # batches, each of which may fail, and re-driving on each one multiplies replays
             # until the target runs out of heap.  (tick() retries if this one fails too.)
@@ -391,14 +371,14 @@ class MigrationOrchestrator:
                          "(another follows it)", m, origin, why)
                 return
             log.warning("migration %d origin=%08x: %s after the cutover: target re-driven", m, origin, why)
-            self._replay_log(acts, node, st, st["seq"])
+            self._replay_log(acts, node, st.m, st.origin, st.seq)
         else:  # the source gave up (its buffer filled) after the epoch bump: it processed what
             # it had buffered itself, at the old epoch (refused as stale), so its `buffered` reply
             # will be empty: the target needs the input log, as after a source reboot
             log.error("migration %d origin=%08x: %s after the cutover", m, origin, why)
-            if node not in st.get("down", ()):
-                st["down"] = sorted(set(st.get("down", [])) | {node})
-                self.store.put_state(state_key(origin), st)
+            if node not in st.down:
+                st.down = sorted(set(st.down) | {node})
+                self.store.save_state(origin, st)
 
     def _on_snapshot(self, acts, st, body):
         rec = body.get("rec")
@@ -407,7 +387,7 @@ class MigrationOrchestrator:
         self._snapshot(acts, st, rec)
 
     def _on_chunk(self, acts, st, body):
-        origin, m = st["origin"], st["m"]
+        origin, m = st.origin, st.m
         rx = self.rx.get(origin)
         if rx is None:
             rx = self.rx[origin] = X.Reassembler(MAX_RECORD, X.MAX_COUNT, X.MAX_CHUNK, PHASE_TIMEOUT_S)
@@ -427,46 +407,46 @@ class MigrationOrchestrator:
     def _on_got(self, acts, st, body):
         """A chunk acknowledged: the next one; the transfer ends once every chunk is sent and all
         but the last acknowledged (T answers the last one with `restored`)."""
-        tx = self.tx.get(st["origin"])
+        tx = self.tx.get(st.origin)
         if tx is None:
             return  # (a restarted gateway: the chunks were in RAM; the phase timeout aborts)
         if tx[1] < len(tx[0]):
-            self._send(acts, st["target"], "chunk", st, c=tx[0][tx[1]])
+            self._send(acts, st.target, "chunk", st, c=tx[0][tx[1]])
             tx[1] += 1
         if body.get("i") == len(tx[0]) - 2:
             self._step(st, RESTORE)
 
     def _on_restored(self, acts, st, body):
-        origin = st["origin"]
-        if body.get("seq") != st["seq"]:
-            self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st["seq"]))
+        origin = st.origin
+        if body.get("seq") != st.seq:
+            self._abort(acts, st, "target restored seq %r, snapshot is at %d" % (body.get("seq"), st.seq))
             return
-        if st["step"] == TRANSFER:
+        if st.step == TRANSFER:
             self._step(st, RESTORE)
         # the epoch bump: from now on only the target at the new epoch is merged (fencing)
-        self.store.update_daemon(origin, host_node=st["target"], epoch=st["epoch"] + 1)
-        self.core.dirty.add(origin)
+        self.store.update_daemon(origin, host_node=st.target, epoch=st.epoch + 1)
+        self.ctx.changed(origin)
         self._step(st, REPLAY)
-        self._send(acts, st["source"], "release", st)  # (a source that is down gets it when back)
-        if st["source"] in st.get("down", ()):  # its RAM buffer may be gone: the log instead
+        self._send(acts, st.source, "release", st)  # (a source that is down gets it when back)
+        if st.source in st.down:  # its RAM buffer may be gone: the log instead
             self._step(st, CUTOVER)
-            self._replay_log(acts, st["target"], st, st["seq"])
+            self._replay_log(acts, st.target, st.m, st.origin, st.seq)
 
     def _on_buffered(self, acts, st, body):
-        origin, m = st["origin"], st["m"]
+        origin, m = st.origin, st.m
         inputs = body.get("inputs")
         if not isinstance(inputs, list):
             raise FR.MalformedFrame("buffered needs inputs: list")
-        for batch in replay_batches(inputs):
-            self._send(acts, st["target"], "replay", st, inputs=batch)
-        log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st["target"])
-        if st["step"] == REPLAY:  # (the release reply; later ones carry inputs S forwards)
-            self._forget_hosted(st["source"], origin)
+        for batch in RP.batches(inputs):
+            self._send(acts, st.target, "replay", st, inputs=batch)
+        log.info("migration %d origin=%08x: %d buffered inputs relayed to %s", m, origin, len(inputs), st.target)
+        if st.step == REPLAY:  # (the release reply; later ones carry inputs S forwards)
+            self._forget_hosted(st.source, origin)
             self._step(st, CUTOVER)
-            if st["source"] in st.get("down", ()):  # a rebooted source's buffer is not all of them
-                self._replay_log(acts, st["target"], st, st["seq"])
+            if st.source in st.down:  # a rebooted source's buffer is not all of them
+                self._replay_log(acts, st.target, st.m, st.origin, st.seq)
             else:
-                self._send(acts, st["target"], "go", st)
+                self._send(acts, st.target, "go", st)
 
     def _on_active(self, acts, st, body):
         self._step(st, COMPLETE)
@@ -474,27 +454,27 @@ class MigrationOrchestrator:
 
     def _snapshot(self, acts, st, rec):
         """The source's whole record arrived: store it, then send it to the target."""
-        origin = st["origin"]
+        origin = st.origin
         r = cbor.loads(rec)
         head = CausalLink.from_bytes(r["head"])
         if head.origin_hash != origin or r.get("origin") != origin:
             self._abort(acts, st, "snapshot of another origin")
             return
         self.store.put_snapshot(origin, head.sequence, rec, head_link=head, head_forward=r["next"])
-        st["seq"] = head.sequence
-        t = self.store.node(st["target"])
+        st.seq = head.sequence
+        t = self.store.node(st.target)
         heap = (t.info.get("heap") if t else None) or 0
         size = min(TX_CHUNK, X.chunk_size_for(heap) if isinstance(heap, int) else X.MIN_CHUNK)
         if len(rec) <= size:  # (no transfer phase: the record rides in `restore`)
             self._step(st, RESTORE)
-            self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, rec=rec)
+            self._send(acts, st.target, "restore", st, kind=st.kind, epoch=st.epoch + 1, rec=rec)
             return
         self._step(st, TRANSFER)
         # announced first (the target checks kind, key slot and size before any chunk travels)
-        chunks = X.split(st["m"], origin, rec, size)
-        self._send(acts, st["target"], "restore", st, kind=st["kind"], epoch=st["epoch"] + 1, t=len(rec))
+        chunks = X.split(st.m, origin, rec, size)
+        self._send(acts, st.target, "restore", st, kind=st.kind, epoch=st.epoch + 1, t=len(rec))
         for c in chunks[:WINDOW]:
-            self._send(acts, st["target"], "chunk", st, c=c)
+            self._send(acts, st.target, "chunk", st, c=c)
         self.tx[origin] = [chunks, WINDOW]
 
     def _forget_hosted(self, node, origin):
@@ -507,18 +487,18 @@ class MigrationOrchestrator:
             self.store.upsert_node(node, n.status, info=n.info)
 
     def _complete(self, acts, st, seq):
-        origin = st["origin"]
-        mig = S.migrated(st["seq"], st["source"], st["target"]).to_obj()
-        self.store.put_state(done_key(origin), dict(mig, m=st["m"], at=self.clock.wall()))
+        origin = st.origin
+        mig = S.migrated(st.seq, st.source, st.target).to_obj()
+        self.store.save_state(origin, MigratedRecord(m=st.m, at=self.clock.wall(), **mig))
         self.store.update_daemon(origin, status="active")
-        self.core.dirty.add(origin)
-        log.info("migrated origin=%08x %s -> %s at seq %d epoch %d", origin, st["source"], st["target"], st["seq"],
-                 st["epoch"] + 1)
-        self._finish(acts, st, True, result={"origin": origin, "source": st["source"], "target": st["target"],
-                                             "epoch": st["epoch"] + 1, "migration_seq": st["seq"], "seq": seq,
-                                             "phases": st["phases"],
+        self.ctx.changed(origin)
+        log.info("migrated origin=%08x %s -> %s at seq %d epoch %d", origin, st.source, st.target, st.seq,
+                 st.epoch + 1)
+        self._finish(acts, st, True, result={"origin": origin, "source": st.source, "target": st.target,
+                                             "epoch": st.epoch + 1, "migration_seq": st.seq, "seq": seq,
+                                             "phases": st.phases,
                                              "ms": round(self.clock.age(state_key(origin) + ":started",
-                                                                          st["started"]) * 1000, 1)})
+                                                                          st.started) * 1000, 1)})
 
     # -- nodes going down and coming back (the crash matrix, docs/PROTOCOL.md §16) ---------
 
@@ -529,92 +509,92 @@ class MigrationOrchestrator:
         covers a node that stays away).  After the bump a lost source is not waited for: the
         target replays the gateway's input log instead of the source's buffer (the log holds
         every input the broker accepted, and the source is fenced and frozen)."""
-        for key, st in self.store.list_states("migrate:"):
-            if node not in (st["source"], st["target"]):
+        for origin, st in self.store.states(MigrationState):
+            if node not in (st.source, st.target):
                 continue
-            if st["step"] in PRE_BUMP:
-                st["down"] = sorted(set(st.get("down", [])) | {node})
-                self.store.put_state(key, st)
-            elif node == st["source"] and st["step"] == REPLAY:
-                st["down"] = sorted(set(st.get("down", [])) | {node})
+            if st.step in PRE_BUMP:
+                st.down = sorted(set(st.down) | {node})
+                self.store.save_state(st.origin, st)
+            elif node == st.source and st.step == REPLAY:
+                st.down = sorted(set(st.down) | {node})
                 log.warning("migration %d origin=%08x: source %s went offline after the cutover: the target "
-                            "replays the input log instead", st["m"], st["origin"], node)
+                            "replays the input log instead", st.m, st.origin, node)
                 self._step(st, CUTOVER)
-                self._replay_log(acts, st["target"], st, st["seq"])
-            elif node == st["target"]:
+                self._replay_log(acts, st.target, st.m, st.origin, st.seq)
+            elif node == st.target:
                 log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
-                            "it is back", st["m"], st["origin"], node)
+                            "it is back", st.m, st.origin, node)
 
     def node_up(self, acts, node, rebooted):
         """A node's status says online; `rebooted`: True (a new boot id), False (a reconnect),
         None (unknown).  A reboot loses what the node had buffered in RAM: before the bump that
         aborts the migration (a rebooted source then recovers from the input log), after it the
         target is re-driven from the input log."""
-        for key, rec in self.store.list_states("recover:"):
-            if rec["node"] != node:
+        for origin, rec in self.store.states(RecoveryState):
+            if rec.node != node:
                 continue
-            origin = int(key.split(":")[1], 16)
             d = self.store.daemon(origin)
-            self.store.delete_state(key)
-            if d is None or d.host_node != node or self.store.get_state(state_key(origin)) is not None:
+            self.store.drop_state(RecoveryState, origin)
+            if d is None or d.host_node != node or self.store.load_state(MigrationState, origin) is not None:
                 continue
             head = self.store.head(origin)
             log.warning("recovering %08x on %s after its crash mid-migration", origin, node)
-            self._replay_log(acts, node, {"m": rec["m"], "origin": origin}, head.link.sequence if head else 0)
-        for key, st in self.store.list_states("migrate:"):
-            if node not in (st["source"], st["target"]):
+            self._replay_log(acts, node, rec.m, origin, head.link.sequence if head else 0)
+        for origin, st in self.store.states(MigrationState):
+            if node not in (st.source, st.target):
                 continue
-            if st["step"] in PRE_BUMP:
+            if st.step in PRE_BUMP:
                 if rebooted:
-                    st["down"] = sorted(set(st.get("down", [])) | {node})  # (even if its will was missed)
+                    st.down = sorted(set(st.down) | {node})  # (even if its will was missed)
                     self._abort(acts, st, "%s %s restarted (what it held in RAM is gone)" % (
-                        "source" if node == st["source"] else "target", node))
-                    if node == st["source"]:
+                        "source" if node == st.source else "target", node))
+                    if node == st.source:
                         self.node_up(acts, node, False)  # (the recovery it just queued: send it now)
-                elif node in st.get("down", ()):
-                    st["down"].remove(node)
-                    self.store.put_state(key, st)
-            elif node == st["target"] and st["step"] != COMPLETE and rebooted is not False:
-                self._replay_log(acts, node, st, st["seq"])
-            elif node == st["source"] and rebooted and node not in st.get("down", ()):
-                st["down"] = st.get("down", []) + [node]  # (its buffered reply will be incomplete)
-                self.store.put_state(key, st)
+                elif node in st.down:
+                    st.down.remove(node)
+                    self.store.save_state(st.origin, st)
+            elif node == st.target and st.step != COMPLETE and rebooted is not False:
+                self._replay_log(acts, node, st.m, st.origin, st.seq)
+            elif node == st.source and rebooted and node not in st.down:
+                st.down = st.down + [node]  # (its buffered reply will be incomplete)
+                self.store.save_state(st.origin, st)
 
     # -- timers ---------------------------------------------------------------------------
 
     def tick(self, acts):
-        for key, st in self.store.list_states("migrate:"):
-            step = st["step"]
+        for origin, st in self.store.states(MigrationState):
+            key = state_key(origin)
+            step = st.step
             phase = BY_NAME.get(step)
             if phase is None or phase.timeout_s is None:
                 continue
-            limit = KEYS_TIMEOUT_S if st.get("keys") == "pushing" else phase.timeout_s
-            if self.clock.age(key, st["at"]) <= limit:
+            limit = KEYS_TIMEOUT_S if st.keys == "pushing" else phase.timeout_s
+            if self.clock.age(key, st.at) <= limit:
                 continue
             if step in PRE_BUMP:
                 self._abort(acts, st, "%s: no answer in %ds" % (F.NAMES[F.TIMEOUT], limit))
                 continue
-            st["tries"] += 1
-            st["at"] = self.clock.stamp(key)
-            if st["tries"] > MAX_RETRIES:
-                log.error("migration %d origin=%08x stuck in %s", st["m"], st["origin"], step)
-                self.store.put_state(key, st)
-                if st.get("client") is not None:
-                    self.core._reply(acts, st["client"], st["rid"], False, error="migration of %08x stuck in %s "
-                                     "after the cutover to %s (retrying)" % (st["origin"], step, st["target"]))
-                    st["client"] = None
-                    self.store.put_state(key, st)
+            st.tries += 1
+            st.at = self.clock.stamp(key)
+            if st.tries > MAX_RETRIES:
+                log.error("migration %d origin=%08x stuck in %s", st.m, st.origin, step)
+                self.store.save_state(st.origin, st)
+                if st.client is not None:
+                    self.ctx.reply(acts, st.client, st.rid, False, error="migration of %08x stuck in %s "
+                                     "after the cutover to %s (retrying)" % (st.origin, step, st.target))
+                    st.client = None
+                    self.store.save_state(st.origin, st)
                 continue
-            self.store.put_state(key, st)
-            if st["origin"] in self.replays:  # a replay stalled: its unacknowledged batches again
-                self._replay_resend(acts, st["origin"])
+            self.store.save_state(st.origin, st)
+            if st.origin in self.replays:  # a replay stalled: its unacknowledged batches again
+                self._replay_resend(acts, st.origin)
                 continue
             cmd, side = phase.retry
-            self._send(acts, st[side], cmd, st)
+            self._send(acts, getattr(st, side), cmd, st)
 
 
 def status_of(store, origin):
     """For status bodies: the current phase, and the last completed migration."""
-    cur = store.get_state(state_key(origin))
-    last = store.get_state(done_key(origin))
-    return (None if cur is None else cur["step"]), last
+    cur = store.load_state(MigrationState, origin)
+    last = store.load_state(MigratedRecord, origin)
+    return (None if cur is None else cur.step), last

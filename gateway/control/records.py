@@ -9,7 +9,7 @@ envelope of shared/records.py, appends it to the store (`records` table) and mar
 `discontinued`, all in one transaction; the core then publishes the envelope RETAINED on
 `ne/v1/d/<origin>/continuity`.  The refused event itself is still not stored.
 
-Deduplication (persisted in the store's orchestration table, keys `record:<origin>:...`, written
+Deduplication (persisted as typed control state, kind `record`, keys `<origin>:...`, written
 in the same transaction as the record), so a QoS 1 redelivery, a node repeating itself or a
 gateway restart never issues a second record for one fault:
   ChainBreak         one per break point: origin + the last verified sequence (every later link
@@ -27,8 +27,8 @@ from ...shared import records as R
 from ...shared.discontinuity import ChainBreak, ConflictingChains, Corruption, Discontinuity, NodeCrash
 from ...shared.errors import NetedgeError
 from ...shared.link import CausalLink
+from .state import BranchTips, IssuedRecord
 
-STATE_PREFIX = "record:"
 MAX_TIPS = 16          # forward hashes of refused events remembered per origin (branch continuation)
 DISCONTINUED = "discontinued"
 log = logging.getLogger("netedge.gateway")
@@ -66,7 +66,7 @@ class RecordIssuer:
     def chain_break(self, origin, event, error):
         """`event` (a ChainEvent) failed validation against the stored head with `error`."""
         last = self._head_link(origin)
-        key = "%s%08x:break:%d" % (STATE_PREFIX, origin, last.sequence)
+        key = "%08x:break:%d" % (origin, last.sequence)
         return self._issue(origin, key, event, lambda: Discontinuity(
             origin, last, event.link, ChainBreak(error), self._now_ms()))
 
@@ -79,14 +79,14 @@ class RecordIssuer:
         last = prev.link if prev is not None else CausalLink.genesis(origin)
         if last.sequence != seq - 1:
             return None
-        key = "%s%08x:conflict:%d:%016x" % (STATE_PREFIX, origin, seq, event.forward)
+        key = "%08x:conflict:%d:%016x" % (origin, seq, event.forward)
         return self._issue(origin, key, event, lambda: Discontinuity(
             origin, last, event.link, ConflictingChains(seq, stored.forward, event.forward), self._now_ms()))
 
     def corruption(self, origin):
         """The daemon's host reported its flash record damaged."""
         last = self._head_link(origin)
-        key = "%s%08x:corruption:%d" % (STATE_PREFIX, origin, last.sequence)
+        key = "%08x:corruption:%d" % (origin, last.sequence)
         return self._issue(origin, key, None, lambda: Discontinuity(origin, last, None, Corruption(), self._now_ms()))
 
     def node_crash(self, origin, last_snapshot_seq):
@@ -94,7 +94,7 @@ class RecordIssuer:
         verified up to the stored head, continuable only from the snapshot at
         `last_snapshot_seq` (the lost events are those after it)."""
         last = self._head_link(origin)
-        key = "%s%08x:crash:%d" % (STATE_PREFIX, origin, last.sequence)
+        key = "%08x:crash:%d" % (origin, last.sequence)
         return self._issue(origin, key, None, lambda: Discontinuity(
             origin, last, None, NodeCrash(last_snapshot_seq), self._now_ms()))
 
@@ -103,16 +103,15 @@ class RecordIssuer:
     def _issue(self, origin, key, event, build):
         """Issue once per `key`; None when already recorded (or the continuation of a recorded
         branch).  Record, dedup key, branch tips and daemon status: one transaction."""
-        tips_key = "%s%08x:tips" % (STATE_PREFIX, origin)
         with self.store.transaction():
-            tips = (self.store.get_state(tips_key) or {}).get("f", [])
+            tips = getattr(self.store.load_state(BranchTips, origin), "f", [])
             if event is not None:
                 fwd = event.forward
-                if event.link.parent_hash in tips or self.store.get_state(key) is not None:
+                if event.link.parent_hash in tips or self.store.load_state(IssuedRecord, key) is not None:
                     if fwd not in tips:  # follow the branch: its next event is a continuation too
-                        self.store.put_state(tips_key, {"f": (tips + [fwd])[-MAX_TIPS:]})
+                        self.store.save_state(origin, BranchTips(f=(tips + [fwd])[-MAX_TIPS:]))
                     return None
-            elif self.store.get_state(key) is not None:
+            elif self.store.load_state(IssuedRecord, key) is not None:
                 return None
             try:
                 disc = build()
@@ -123,9 +122,9 @@ class RecordIssuer:
                 return None
             rid = self.store.add_record("discontinuity", origin, disc.to_bytes(), envelope[-R.SIGNATURE_SIZE:],
                                         self.keystore.gateway_public_key)
-            self.store.put_state(key, {"id": rid, "at": disc.detected_at})
+            self.store.save_state(key, IssuedRecord(id=rid, at=disc.detected_at))
             if event is not None:
-                self.store.put_state(tips_key, {"f": (tips + [event.forward])[-MAX_TIPS:]})
+                self.store.save_state(origin, BranchTips(f=(tips + [event.forward])[-MAX_TIPS:]))
             if self.store.daemon(origin).status not in (DISCONTINUED, "stopped"):
                 self.store.update_daemon(origin, status=DISCONTINUED)
         return Issued(rid, envelope, disc)

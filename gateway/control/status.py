@@ -7,7 +7,8 @@ group's persisted state).
 from ...shared import status as S
 from .fork import lineage_of
 from .migration import status_of as migration_status
-from .standby import key_of as group_key, summary as group_summary
+from .standby import summary as group_summary
+from .state import GroupState
 
 
 def continuity_of(store, origin):
@@ -21,8 +22,8 @@ def continuity_of(store, origin):
     count = store.event_count(origin)
     if lineage is not None and head.sequence + 1 == count:
         # a fork, appended through the validating tail from its fork genesis (event 0)
-        at = store.event(lineage["parent"], lineage["fork_seq"])
-        return S.forked(lineage["fork_seq"], at.forward if at is not None else 0,
+        at = store.event(lineage.parent, lineage.fork_seq)
+        return S.forked(lineage.fork_seq, at.forward if at is not None else 0,
                         store.event(origin, 0).link.parent_hash)
     first = store.event(origin, 1)
     if first is not None and head.sequence == count:
@@ -43,11 +44,11 @@ def daemon_status_body(store, origin, continuity=None, group=None):
         body["migrating"] = phase
     lineage = lineage_of(store, origin)
     if lineage is not None:
-        body["fork_of"] = {"origin": lineage["parent"], "fork_seq": lineage["fork_seq"], "why": lineage["why"]}
-    group = store.get_state(group_key(origin)) if group is None else group
+        body["fork_of"] = {"origin": lineage.parent, "fork_seq": lineage.fork_seq, "why": lineage.why}
+    group = store.load_state(GroupState, origin) if group is None else group
     if group is not None:
         body["group"] = group_summary(group)
     if last is not None:
-        body["migrated"] = {"migration_seq": last["migration_seq"], "source": last["source_node"],
-                            "target": last["target_node"]}
+        body["migrated"] = {"migration_seq": last.migration_seq, "source": last.source_node,
+                            "target": last.target_node}
     return body

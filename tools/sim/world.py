@@ -333,7 +333,7 @@ class World:
                 return "the broker holds messages for %s" % s.cid
         db = sqlite3.connect("file:%s?mode=ro" % self.gateway.path, uri=True)
         try:
-            for key, state in db.execute("SELECT key, state FROM orchestration ORDER BY key"):
+            for key, state in db.execute("SELECT kind || ':' || key, state FROM control_state ORDER BY kind, key"):
                 if key.startswith(TRANSIENT):
                     return "%s is in step %s" % (key, json.loads(state).get("step"))
                 if key.startswith("group:") and json.loads(state).get("promo") is not None:
