@@ -168,7 +168,7 @@ class GatewayService:
         nodelay(client)
         client.subscribe([(T.ALL, 1)])
         self._publish(self.core.status_frame(True))
-        self._run(self.core.broker_back, time.monotonic())
+        self._run(self.core.broker_back, time.monotonic(), bool(getattr(flags, "session_present", False)))
         self.connected.set()
         log.info("connected to broker session_present=%s", getattr(flags, "session_present", flags))
 

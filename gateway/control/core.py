@@ -161,17 +161,23 @@ class GatewayCore:
             _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
                 if now < self.grace_until:
-                    log.info("last will of %s ignored: it came with the broker's restart (the heartbeat "
-                             "deadline decides)", node)
+                    log.info("last will of %s ignored: it came queued for our session, of unknown age (the "
+                             "heartbeat deadline decides)", node)
                 else:
                     self.held_wills.setdefault(node, now)  # acted on in tick(), WILL_HOLD_S later
             else:
-                if node in self.held_wills:  # (a will, then the node back at once: in that order)
-                    self._will(acts, node)
-                self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
                 boot, key = body.get("boot"), "boot:" + node
                 prev = self.store.get_state(key)
                 rebooted = None if prev is None or not _is_int(boot) else prev.get("id") != boot
+                if node in self.held_wills:  # (a will, then the node back at once: in that order)
+                    if rebooted is False:
+                        # the same boot: a reconnect (a network cut, a broker restart, a takeover),
+                        # its RAM and its daemons intact; the will says nothing about them
+                        del self.held_wills[node]
+                        log.info("last will of %s dropped: it is back with the same boot id (a reconnect)", node)
+                    else:
+                        self._will(acts, node)
+                self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
                 if _is_int(boot) and rebooted is not False:
                     self.store.put_state(key, {"id": boot})
                 self.migrations.node_up(acts, node, rebooted)
@@ -236,12 +242,16 @@ class GatewayCore:
             self.held_wills.clear()
         self.blind = True
 
-    def broker_back(self, now):
-        """Connected again after broker_lost(): every node's heartbeat deadline starts now (a
-        dead one misses it), enforced once the nodes had time to come back (grace)."""
+    def broker_back(self, now, resumed=False):
+        """Connected again after broker_lost(), or `resumed`: the broker kept our persistent
+        session (CONNACK's session present), so what it queued while we were away comes now.
+        Either way the wills among it are of unknown age: a broker restart publishes every
+        node's will while the nodes live on, and they reconnect at their own pace.  Every
+        node's heartbeat deadline starts now (a dead one misses it), enforced once the nodes
+        had time to come back (grace); until then a will alone fails nothing over."""
         self.clock.advance(now)
-        if not self.blind:
-            return  # the first connection: the wills queued for us are news (the deadline runs)
+        if not (self.blind or resumed):
+            return  # a first connection with a new session: no backlog, the wills that come are news
         self.blind = False
         self.grace_until = now + self.deadline + NODE_REDIAL_MAX_S
         for node in self.last_seen:

@@ -213,11 +213,12 @@ class MigrationOrchestrator:
         self._replay_next(acts, origin, None)
 
     def _abort(self, acts, st, why):
-        """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
-        if st["source"] in st.get("down", ()):
-            # it may come back from a reboot, held and without the inputs it had buffered: it
-            # then gets the input log (node_up), a `resume` is not enough
-            self.store.put_state(recover_key(st["origin"]), {"node": st["source"], "m": st["m"]})
+        """Before the epoch bump: the daemon stays on the source, which processes its buffer
+        (`resume`).  Once `freeze` was sent the source is recovered too: it may have rebooted
+        unseen (its will came while this gateway was away, or was of unknown age: broker_back)
+        and then boots held, without the inputs it had buffered, and ignores `resume` until a
+        log replay; a source that did not reboot takes the replay as redeliveries (its input
+        window drops them) and answers `go` at once."""
         self._send(acts, st["source"], "resume", st)
         if st["step"] in (TRANSFER, RESTORE):
             acts.publish.append((T.node(st["target"], "ctl"),
@@ -225,6 +226,17 @@ class MigrationOrchestrator:
         log.warning("migration %d origin=%08x aborted in %s: %s", st["m"], st["origin"], st["step"], why)
         self._finish(acts, st, False, error="migration of %08x to %s failed (%s): %s; it keeps running on %s" % (
             st["origin"], st["target"], st["step"], why, st["source"]))
+        if st.get("keys") != "pushing":  # (else `freeze` was never sent: nothing is held)
+            key = recover_key(st["origin"])
+            self.store.put_state(key, {"node": st["source"], "m": st["m"], "at": self.clock.stamp(key)})
+            self._recover(acts, st["origin"], st["source"], st["m"])
+
+    def _recover(self, acts, origin, node, m):
+        """Log-replay `node`, the daemon's host, from the stored chain head, then `go`: what ends
+        a recovery (`recover:<origin>`, deleted when the node answers `active`)."""
+        head = self.store.head(origin)
+        log.warning("recovering %08x on %s after migration %d was aborted", origin, node, m)
+        self._replay_log(acts, node, {"m": m, "origin": origin}, head.link.sequence if head else 0)
 
     # -- the request --------------------------------------------------------------------
 
@@ -354,6 +366,8 @@ class MigrationOrchestrator:
             return
         st = self.store.get_state(state_key(origin))
         if st is None or st["m"] != m:
+            if op == "active" and self._recovered(node, origin, m):
+                return
             log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
             return
         step = st["step"]
@@ -545,22 +559,49 @@ class MigrationOrchestrator:
                 log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
                             "it is back", st["m"], st["origin"], node)
 
+    def _recoveries(self, node=None):
+        """(key, record, origin) of the recoveries in progress (of `node`); a recovery whose
+        daemon is gone, stopped or hosted elsewhere since is over (its record deleted)."""
+        out = []
+        for key, rec in self.store.list_states("recover:"):
+            if node is not None and rec["node"] != node:
+                continue
+            origin = int(key.split(":")[1], 16)
+            d = self.store.daemon(origin)
+            if d is None or d.host_node != rec["node"] or d.status == "stopped":
+                self.store.delete_state(key)
+                self.clock.forget(key)
+                r = self.replays.get(origin)
+                if r is not None and r["st"]["m"] == rec["m"]:
+                    del self.replays[origin]
+                continue
+            out.append((key, rec, origin))
+        return out
+
+    def _recovered(self, node, origin, m):
+        """`active` from `node` for operation `m`: the end of a recovery, if it is one."""
+        key = recover_key(origin)
+        rec = self.store.get_state(key)
+        if rec is None or rec["node"] != node or rec["m"] != m:
+            return False
+        self.store.delete_state(key)
+        self.clock.forget(key)
+        self.core.dirty.add(origin)
+        log.info("recovered %08x on %s (migration %d aborted)", origin, node, m)
+        return True
+
     def node_up(self, acts, node, rebooted):
         """A node's status says online; `rebooted`: True (a new boot id), False (a reconnect),
         None (unknown).  A reboot loses what the node had buffered in RAM: before the bump that
         aborts the migration (a rebooted source then recovers from the input log), after it the
         target is re-driven from the input log."""
-        for key, rec in self.store.list_states("recover:"):
-            if rec["node"] != node:
-                continue
-            origin = int(key.split(":")[1], 16)
-            d = self.store.daemon(origin)
-            self.store.delete_state(key)
-            if d is None or d.host_node != node or self.store.get_state(state_key(origin)) is not None:
-                continue
-            head = self.store.head(origin)
-            log.warning("recovering %08x on %s after its crash mid-migration", origin, node)
-            self._replay_log(acts, node, {"m": rec["m"], "origin": origin}, head.link.sequence if head else 0)
+        for key, rec, origin in self._recoveries(node):
+            r = self.replays.get(origin)
+            if rebooted is False and r is not None and r["st"]["m"] == rec["m"]:
+                continue  # (a reconnect: the replay in flight waits in its session)
+            rec["at"] = self.clock.stamp(key)
+            self.store.put_state(key, rec)
+            self._recover(acts, origin, node, rec["m"])
         for key, st in self.store.list_states("migrate:"):
             if node not in (st["source"], st["target"]):
                 continue
@@ -569,8 +610,6 @@ class MigrationOrchestrator:
                     st["down"] = sorted(set(st.get("down", [])) | {node})  # (even if its will was missed)
                     self._abort(acts, st, "%s %s restarted (what it held in RAM is gone)" % (
                         "source" if node == st["source"] else "target", node))
-                    if node == st["source"]:
-                        self.node_up(acts, node, False)  # (the recovery it just queued: send it now)
                 elif node in st.get("down", ()):
                     st["down"].remove(node)
                     self.store.put_state(key, st)
@@ -583,6 +622,19 @@ class MigrationOrchestrator:
     # -- timers ---------------------------------------------------------------------------
 
     def tick(self, acts):
+        for key, rec, origin in self._recoveries():
+            if self.clock.age(key, rec["at"]) <= PHASE_TIMEOUT_S:
+                continue
+            rec["at"] = self.clock.stamp(key)
+            self.store.put_state(key, rec)
+            n = self.store.node(rec["node"])
+            if n is None or n.status != "online":
+                continue  # (node_up re-drives it)
+            r = self.replays.get(origin)
+            if r is not None and r["st"]["m"] == rec["m"] and r["acked"] < len(r["batches"]):
+                self._replay_resend(acts, origin)
+            else:  # (a restarted gateway, or `active` lost: go again, from the stored head)
+                self._recover(acts, origin, rec["node"], rec["m"])
         for key, st in self.store.list_states("migrate:"):
             step = st["step"]
             phase = BY_NAME.get(step)

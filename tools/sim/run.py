@@ -19,7 +19,7 @@ class Result:
         self.sim_time = world.sched.now
         self.events = world.sched.events
         self.stats = dict(world.broker.stats)
-        self.stats.update({"acked_after_store_error": world.gateway.stats["acked_after_error"],
+        self.stats.update({"store_failures": world.gateway.stats["store_failures"],
                            "records": world.checker.records_checked,
                            "daemons": len(world.daemons)})
         self.plan = plan

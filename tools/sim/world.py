@@ -76,7 +76,6 @@ class World:
         self.node_ids = ["n%d" % (i + 1) for i in range(settings["nodes"])]
         self.nodes = {n: SimNode(self.broker, n) for n in self.node_ids}
         self.gateway = SimGateway(self.broker, self.dir, self.nodes, random.Random(self.sched.rng.getrandbits(64)))
-        self.gateway.on_fatal = self._gateway_fatal
         self.operator = Operator(self.broker, self.gateway.cid, self._reply)
         self.publishers = [Publisher(self.broker, "sensor%d" % (i + 1)) for i in range(settings["publishers"])]
         self.checker = Checker(self.gateway.path, self.node_ids, [p.cid for p in self.publishers])
@@ -113,12 +112,6 @@ class World:
             self.daemons[res["origin"]] = {"kind": kind, "group": cmd == "group_create", "stopped": False}
         elif cmd == "stop" and res.get("origin") in self.daemons:
             self.daemons[res["origin"]]["stopped"] = True
-
-    def _gateway_fatal(self, error):
-        """An exception out of tick() ends service.py's loop: the process exits, systemd restarts it."""
-        self.say("gateway process died: %r (restarted in 1 s)" % (error,))
-        self.gateway.crash()
-        self.sched.after(1.0, self._boot_gateway)
 
     def _boot_gateway(self):
         if self.gateway.dead or self.gateway.core is None:
