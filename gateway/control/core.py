@@ -37,6 +37,10 @@ WILL_HOLD_S = 0.1
 # nodes come back at their own pace (their MQTT backoff reaches 5 s: firmware/main.py): for the
 # heartbeat deadline plus this, the deadline alone decides who is gone.
 NODE_REDIAL_MAX_S = 5.0
+# Nodes heartbeat three times per deadline (firmware 500 ms, gateway 1500 ms): when NOTHING came
+# from the broker for this share of the deadline (two heartbeats of every node missed), our own
+# link is down, whatever our socket says; it is noticed before any node's deadline passes.
+DEAF_SHARE = 0.7
 
 
 class BadRequest(ValueError):
@@ -101,6 +105,8 @@ class GatewayCore:
         self.held_wills = {}       # node -> when its last will came (see WILL_HOLD_S)
         self.blind = False         # our own broker connection is down (broker_lost)
         self.grace_until = 0.0     # until then after a reconnection, wills are stale (broker_back)
+        self.heard = None          # `now` of the last message the broker delivered to us (any topic)
+        self.deaf = False          # nothing came for a whole deadline: our own link, not the nodes
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -118,6 +124,7 @@ class GatewayCore:
     def on_message(self, topic, payload, now):
         self.clock.advance(now)
         acts = Actions()
+        self._heard(now)
         parts = T.split(topic)
         if parts is None:
             return acts
@@ -257,6 +264,18 @@ class GatewayCore:
         for node in self.last_seen:
             self.last_seen[node] = None
 
+    def _heard(self, now):
+        """A message came: our link works.  After a silence of everyone (`deaf`), the time we
+        could not hear counts against no node: each has the rest of a deadline from now (its
+        heartbeats are on their way behind this message)."""
+        if self.deaf:
+            self.deaf = False
+            floor = now - self.deadline * DEAF_SHARE
+            for node, seen in self.last_seen.items():
+                if seen is not None and seen < floor:
+                    self.last_seen[node] = floor
+        self.heard = now
+
     def _node_down(self, acts, node, why):
         self.last_seen.pop(node, None)
         n = self.store.node(node)
@@ -272,7 +291,16 @@ class GatewayCore:
         for node, t in list(self.held_wills.items()):
             if now - t >= WILL_HOLD_S:
                 self._will(acts, node)
-        watching = not self.blind and now >= self.grace_until  # (see broker_lost, broker_back)
+        silent = self.heard is None or now - self.heard > self.deadline * DEAF_SHARE
+        if silent and len(self.last_seen) >= 2 and not self.deaf:
+            # Every node heartbeats a few times per deadline (and we hear our own publications):
+            # a silence of every node at once is our own link (cut without our socket noticing
+            # yet: TCP learns of it at the keepalive), or a broker we never reached, not every
+            # node failing together.  (One node alone: its silence is all we can go by.)
+            self.deaf = True
+            log.warning("nothing from the broker %s: our own link, presumably; no node is blamed while we "
+                        "hear nothing", "yet" if self.heard is None else "for %.0f ms" % ((now - self.heard) * 1000))
+        watching = not (self.blind or self.deaf) and now >= self.grace_until  # (see broker_lost, broker_back)
         for node, seen in list(self.last_seen.items()):
             if seen is None:
                 self.last_seen[node] = now

@@ -29,6 +29,7 @@ GATEWAY_ID = "gw1"
 TICK_S = 0.05               # gateway/service.py TICK_S
 DEADLINE_MS = 1500
 HANDLE_S = (0.0002, 0.001)  # time the gateway takes for one message
+LOST = object()             # in the inbox: the connection dropped (after what came before it)
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT")
 
 
@@ -131,10 +132,14 @@ class SimGateway(Endpoint):
 
     def lost_hook(self, was_connected):
         if was_connected:
-            self.core.broker_lost()
+            # paho reports the disconnect after the messages it read before it: in order here too
+            self._queue((LOST, None, None))
 
     def message(self, topic, payload, retained, token):
-        self.inbox.append((topic, payload, token))
+        self._queue((topic, payload, token))
+
+    def _queue(self, item):
+        self.inbox.append(item)
         if not self.busy:
             self.busy = True
             self.sched.after(self.rng.uniform(*HANDLE_S), self._handle, self.boots)
@@ -146,7 +151,9 @@ class SimGateway(Endpoint):
             self.sched.after(0.05, self._handle, boot)
             return
         topic, payload, token = self.inbox.pop(0)
-        if token is None or token[0] > self.dropped_gen:
+        if topic is LOST:
+            self.core.broker_lost()
+        elif token is None or token[0] > self.dropped_gen:
             out = self._run(topic, self.core.on_message, topic, payload, self.sched.now)
             if not out.ack:
                 # not stored: the broker must keep it; unacknowledged, it comes again on the next

@@ -40,6 +40,11 @@ def run_seed(seed, steps=DEFAULT_STEPS, trace=False, mask=(), stop_early=True):
     logging.getLogger("netedge").setLevel(logging.INFO if trace else logging.CRITICAL)
     settings, plan = plan_for(seed, steps)
     world = World(seed, settings, trace=trace)
+    tap = None
+    if trace:  # the gateway's log lines in the trace, at their simulated time
+        tap = _TraceLog(world)
+        logging.getLogger("netedge").addHandler(tap)
+        logging.getLogger("netedge").propagate = False
     try:
         world.start()
         for i, step in enumerate(plan):
@@ -56,7 +61,19 @@ def run_seed(seed, steps=DEFAULT_STEPS, trace=False, mask=(), stop_early=True):
                 world.final_check()
         return Result(seed, steps, world, plan, set(mask))
     finally:
+        if tap is not None:
+            logging.getLogger("netedge").removeHandler(tap)
+            logging.getLogger("netedge").propagate = True
         world.close()
+
+
+class _TraceLog(logging.Handler):
+    def __init__(self, world):
+        super().__init__(logging.INFO)
+        self.world = world
+
+    def emit(self, record):
+        self.world.say("  log %s: %s" % (record.levelname.lower(), record.getMessage()))
 
 
 def shrink(result, budget_s=120.0, log=None):
