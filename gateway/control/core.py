@@ -556,7 +556,8 @@ class GatewayCore:
         """Every key slot the node should hold: its daemons' public keys (never the secrets:
         nodes verify nothing with them and a stolen board then leaks no signing key)."""
         slots = [{"kind": d.kind, "public": d.public_key.hex()}
-                 for d in self.store.daemons(host_node=node) if d.status != "stopped"] + self.standby.slots_for(node)
+                 for d in self.store.daemons(host_node=node) if d.status != "stopped"] + self.standby.slots_for(node) \
+            + self.migrations.slots_for(node)
         return [s for i, s in enumerate(slots) if s not in slots[:i]]
 
     def keys_pushed(self, key, error, now):

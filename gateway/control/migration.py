@@ -335,6 +335,22 @@ class MigrationOrchestrator:
             slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
             acts.push_keys.append((target, slots, self.core.routes.push(state_key(origin), self)))
 
+    def slots_for(self, node):
+        """Key slots a push to `node` must keep besides its daemons' (GatewayCore._slots adds
+        them): the daemon of a migration to it in progress, and every daemon whose key its last
+        heartbeat says it holds.  A push replaces the node's key file whole, while the node keeps
+        the slots it loaded in RAM and advertises them; `start` then skips the push a target
+        seems not to need, and the daemon migrated there would not restore after a reboot."""
+        n = self.store.node(node)
+        held = set(x for x in (n.info.get("keys") or []) if type(x) is int) if n is not None else set()
+        held.update(st["origin"] for _, st in self.store.list_states("migrate:") if st["target"] == node)
+        out = []
+        for origin in sorted(held):
+            d = self.store.daemon(origin)
+            if d is not None and d.status != "stopped":
+                out.append({"kind": d.kind, "public": d.public_key.hex()})
+        return out
+
     def open_op_ids(self):
         """The ids of the migrations and recoveries in progress (a restarted core routes their
         replies here)."""
