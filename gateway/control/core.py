@@ -623,6 +623,9 @@ class GatewayCore:
         d = self.store.daemon(origin)
         if d is None:
             raise ValueError("unknown daemon %08x" % origin)
+        busy = self.migrations.busy(origin)
+        if busy is not None:
+            raise ValueError("%08x cannot stop now: %s" % (origin, busy))
         body = {"cmd": "stop", "origin": origin}
         acts.publish.append((T.node(d.host_node, "ctl"), self._frame(FR.CONTROL, body), 1, False))
         self.store.update_daemon(origin, status="stopped")

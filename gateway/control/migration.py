@@ -335,6 +335,18 @@ class MigrationOrchestrator:
             slots = self.core._slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
             acts.push_keys.append((target, slots, self.core.routes.push(state_key(origin), self)))
 
+    def busy(self, origin):
+        """Why daemon `origin` cannot be stopped now (None: it can): a migration moves it (the
+        `stop` would reach the source only, and the target would run it on), or a recovery
+        still has to release its host from a migration's hold."""
+        st = self.store.get_state(state_key(origin))
+        if st is not None:
+            return "it is migrating to %s (phase %s): stop it once the migration ends" % (st["target"], st["step"])
+        rec = self.store.get_state(recover_key(origin))
+        if rec is not None:
+            return "it is recovering on %s after an aborted migration: retry in a moment" % rec["node"]
+        return None
+
     def slots_for(self, node):
         """Key slots a push to `node` must keep besides its daemons' (GatewayCore._slots adds
         them): the daemon of a migration to it in progress, and every daemon whose key its last
