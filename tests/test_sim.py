@@ -45,7 +45,8 @@ def test_a_thousand_seeds():
         CI_SEEDS, CI_STEPS, dt, CI_SEEDS / dt, dict(sorted(faults.items())), dict(kinds)))
     for seed, text in failing[:20]:
         print("  seed %d: %s" % (seed, text))
-    assert set(faults) >= {"kill_node", "kill_gateway", "broker_restart", "freeze_node", "cut", "store_busy"}
+    assert set(faults) >= {"kill_node", "kill_gateway", "broker_restart", "freeze_node", "cut", "slow_link", "store_busy",
+                           "disk_full"}
     new = {k: n for k, n in kinds.items() if k not in findings.OPEN}
     assert not new, "violations beyond the open findings (tools/sim/findings.py): %s" % new
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 from .run import DEFAULT_STEPS, run_seed, shrink
 
-STATS = ("queue_drops", "store_failures", "records", "wills")
+STATS = ("queue_drops", "store_failures", "records", "wills", "redelivered")
 CHUNK = 8  # seeds a worker process takes at a time (small: the run's end is not one slow worker)
 
 
@@ -78,8 +78,9 @@ def main(argv=None):
     print("%d seeds x %d steps in %.1f s with %d job(s): %.2f seeds/s (%.0f simulated s, %d events)" % (
         args.seeds, args.steps, dt, max(args.jobs, 1), args.seeds / dt if dt else 0.0, sim_time, events))
     print("faults injected: %s" % (", ".join("%s %d" % kv for kv in sorted(faults.items())) or "none"))
-    print("broker queue drops %d, wills %d, signed records %d, failed store commits (not acknowledged, "
-          "redelivered) %d" % (stats["queue_drops"], stats["wills"], stats["records"], stats["store_failures"]))
+    print("broker queue drops %d, wills %d, QoS 1 duplicates (redelivered or resent) %d, signed records %d, "
+          "failed store commits (not acknowledged, redelivered) %d" % (
+              stats["queue_drops"], stats["wills"], stats["redelivered"], stats["records"], stats["store_failures"]))
     print("violations: %d seed(s)%s" % (len(failed), "" if not kinds else " - " + ", ".join(
         "%s %d" % kv for kv in sorted(kinds.items()))))
     for kind, seeds in sorted(seeds_by_kind.items()):

@@ -35,18 +35,24 @@ WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT")
 
 class StoreFault:
     """Sits between the Store and its SQLite connection: while armed, a write statement raises
-    sqlite3.OperationalError as a busy or full disk does (the transaction rolls back)."""
+    sqlite3.OperationalError as SQLite does (the transaction rolls back): `failing` more writes
+    find the database locked (another process held it past the busy timeout), and every write
+    finds the disk full while `full` (until space is freed)."""
 
-    def __init__(self, db):
+    def __init__(self, db, disk):
         self._db = db
-        self.failing = 0     # how many more writes fail
+        self.disk = disk     # {"full": bool}: the machine's, kept across the gateway's restarts
+        self.failing = 0     # how many more writes fail: busy
         self.raised = 0
 
     def execute(self, sql, params=()):
-        if self.failing and sql.lstrip().upper().startswith(WRITES):
-            self.failing -= 1
+        full = self.disk["full"]
+        if (self.failing or full) and sql.lstrip().upper().startswith(WRITES):
             self.raised += 1
-            raise sqlite3.OperationalError("database or disk is full" if self.raised % 2 else "database is locked")
+            if full:
+                raise sqlite3.OperationalError("database or disk is full")
+            self.failing -= 1
+            raise sqlite3.OperationalError("database is locked")
         return self._db.execute(sql, params)
 
     def __getattr__(self, name):
@@ -67,6 +73,7 @@ class SimGateway(Endpoint):
         self.inbox = []
         self.busy = False
         self.boots = 0
+        self.disk = {"full": False}
         self.dropped_gen = 0    # messages of this connection and older are not ours to ack any more
         self.stats = {"internal_errors": 0, "store_failures": 0}
         self.errors = []        # (sim time, entry point, exception) of every exception out of the core
@@ -77,9 +84,9 @@ class SimGateway(Endpoint):
         self.boots += 1
         wall = self.sched.wall
         self.store = Store(self.path, synchronous="NORMAL", clock=wall)
-        self.fault = StoreFault(self.store._db)
-        self.store._db = self.fault
         self.keystore = Keystore(self.store, self.kek, clock=wall, seed_source=lambda: self.rng.randbytes(32))
+        self.fault = StoreFault(self.store._db, self.disk)  # (after the opening writes: a boot succeeds)
+        self.store._db = self.fault
         self.core = self._new_core()
         self.will = self.core.status_frame(False)[:3]
         self.inbox, self.busy = [], False

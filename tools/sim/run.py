@@ -19,7 +19,8 @@ class Result:
         self.sim_time = world.sched.now
         self.events = world.sched.events
         self.stats = dict(world.broker.stats)
-        self.stats.update({"store_failures": world.gateway.stats["store_failures"],
+        self.stats.update({"redelivered": world.broker.stats["redelivered"] + world.broker.stats["resent"],
+                           "store_failures": world.gateway.stats["store_failures"],
                            "records": world.checker.records_checked,
                            "daemons": len(world.daemons)})
         self.plan = plan

@@ -23,9 +23,9 @@ from .node import KEEPALIVE_S, SimNode
 from .sched import Scheduler
 from .workload import KINDS, Operator, Publisher
 
-WORK = {"inputs": 40, "deploy": 5, "migrate": 8, "group": 4, "fork": 3, "stop": 1}
+WORK = {"inputs": 40, "deploy": 5, "migrate": 8, "group": 4, "group_sync": 1, "fork": 3, "stop": 1}
 FAULTS = {"kill_node": 6, "freeze_node": 4, "kill_gateway": 4, "broker_restart": 3, "cut": 5,
-          "slow_link": 3, "store_busy": 3}
+          "slow_link": 3, "store_busy": 3, "disk_full": 1}
 FAULT_RATE = 0.35           # share of steps that are faults
 MAX_DAEMONS = 5
 SETTLE_MAX_S = 150.0        # the longest a settle phase may take (migration retries: 6 x 10 s)
@@ -195,6 +195,11 @@ class World:
         members = 2 if len(self.node_ids) < 4 or r0 < 0.5 else 3
         self._request("group_create", kind="counter", members=members, sync_every=int(5 + r1 * 40))
 
+    def _group_sync(self, r0, r1, r2, r3):
+        origin = _pick(self.live_daemons(grouped=True), r0)
+        if origin is not None:
+            self._request("group_sync", origin=origin)
+
     def _fork(self, r0, r1, r2, r3):
         origin = _pick(self.live_daemons(grouped=False), r0)
         if origin is not None and len(self.daemons) < MAX_DAEMONS:
@@ -295,6 +300,15 @@ class World:
         self._fault("store_busy", "the gateway's next %d store writes fail (busy / disk full)" % n)
         self.gateway.fault.failing += n
 
+    def _disk_full(self, r0, r1, r2, r3):
+        disk = self.gateway.disk
+        if disk["full"]:
+            return
+        dur = 0.2 + r0 * 4
+        self._fault("disk_full", "the gateway's disk is full for %.2f s (every store write fails)" % dur)
+        disk["full"] = True
+        self.sched.after(dur, disk.__setitem__, "full", False)
+
     # -- settle and quiescence -------------------------------------------------------------------
 
     def heal(self):
@@ -311,6 +325,7 @@ class World:
         self.gateway.slow = 0.0
         if self.gateway.fault is not None:
             self.gateway.fault.failing = 0
+        self.gateway.disk["full"] = False
         if self.gateway.dead:
             self.gateway.boot()
         for p in self.publishers:
