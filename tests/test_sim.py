@@ -53,8 +53,11 @@ def test_a_thousand_seeds():
 
 @pytest.mark.parametrize("seed,steps,what", findings.FIXED)
 def test_fixed_bugs_stay_fixed(seed, steps, what):
+    """The seed's run shows no violation but, at most, those of the open findings (a later
+    change may make a seed meet one on its way, e.g. a broker queue drop)."""
     r = run_seed(seed, steps)
-    assert r.ok, "%s: %s" % (what, r.violations)
+    new = [v for v in r.violations if v[0] not in findings.OPEN]
+    assert not new, "%s: %s" % (what, new)
 
 
 # -- the guards, one at a time ---------------------------------------------------------------

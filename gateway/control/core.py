@@ -238,6 +238,15 @@ class GatewayCore:
         self._node_down(acts, node, "last will")
         self.migrations.node_down(acts, node)
 
+    def carry_over(self, old):
+        """A core rebuilt from the store (its predecessor's memory went ahead of a transaction
+        that did not commit: driver.py) keeps what only memory knows: the counters, and the
+        state of our own broker connection (blind, its grace, when we last heard anything)."""
+        self.counters.update(old.counters)
+        self.blind, self.grace_until = old.blind, old.grace_until
+        self.heard, self.deaf = old.heard, old.deaf
+        return self
+
     def broker_lost(self):
         """The gateway's own broker connection dropped.  A broker that shuts down (a restart, an
         upgrade) first publishes every client's last will: the wills still held came with it

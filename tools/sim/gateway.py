@@ -95,15 +95,14 @@ class SimGateway(Endpoint):
 
     def _new_core(self, old=None):
         """service.py GatewayService._new_core: at start, and to rebuild a core whose memory went
-        ahead of a transaction that did not commit.  The counters carry over."""
+        ahead of a transaction that did not commit.  What only memory knows carries over (GatewayCore.carry_over)."""
         wall = self.sched.wall
         core = GatewayCore(self.store, self.keystore, GATEWAY_ID, DEADLINE_MS, wall=wall,
                            counter_start=int(wall() * 1000) & 0x3FFFFFFF,
                            rng=random.Random(self.rng.getrandbits(64)))
         core.provisionable = self.nodes.__contains__
         if old is not None:
-            core.counters.update(old.counters)
-            core.blind, core.grace_until = old.blind, old.grace_until
+            core.carry_over(old)
         return core
 
     def crash(self):
@@ -164,11 +163,12 @@ class SimGateway(Endpoint):
             out = self._run(topic, self.core.on_message, topic, payload, self.sched.now)
             if not out.ack:
                 # not stored: the broker must keep it; unacknowledged, it comes again on the next
-                # connection of the persistent session (service.py: client.disconnect())
-                if self.conn is not None:
-                    self.dropped_gen = self.conn.gen
-                    if self.connected:
-                        self.disconnect_and_redial()
+                # connection of the persistent session (service.py: client.disconnect()).  The
+                # connection it came on is given up; one that is already gone needs nothing more.
+                gen = token[0] if token is not None else (self.conn.gen if self.connected else 0)
+                self.dropped_gen = max(self.dropped_gen, gen)
+                if self.connected and self.conn.gen == gen:
+                    self.disconnect_and_redial()
             else:
                 self.ack(token)  # stored (or rejected) first: only now may the broker forget it
         # (else: received on a connection given up after a failed write: it comes again)
