@@ -1,6 +1,7 @@
 """Running seeds: one seed's run and result, and shrinking a failing one to a minimal plan."""
 import logging
 import time
+import traceback
 from collections import Counter
 
 from .world import World, plan_for
@@ -47,19 +48,24 @@ def run_seed(seed, steps=DEFAULT_STEPS, trace=False, mask=(), stop_early=True):
         logging.getLogger("netedge").addHandler(tap)
         logging.getLogger("netedge").propagate = False
     try:
-        world.start()
-        for i, step in enumerate(plan):
-            if i in mask:
-                continue
-            world.say("step %d: %s" % (i, step.kind))
-            world.apply(step)
-            world.run_for(step.dt)
-            world.checker.check_store(world.sched.now)
-            if stop_early and world.checker.violations:
-                break
-        if not (stop_early and world.checker.violations):
-            if world.settle():
-                world.final_check()
+        try:
+            world.start()
+            for i, step in enumerate(plan):
+                if i in mask:
+                    continue
+                world.say("step %d: %s" % (i, step.kind))
+                world.apply(step)
+                world.run_for(step.dt)
+                world.checker.check_store(world.sched.now)
+                if stop_early and world.checker.violations:
+                    break
+            if not (stop_early and world.checker.violations):
+                if world.settle():
+                    world.final_check()
+        except Exception as e:  # (a node's code, or the simulator's: the seed fails, the run goes on)
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            world.checker.now = world.sched.now
+            world.checker.violation("exception", "%s: %s at %s:%d" % (type(e).__name__, e, where.filename, where.lineno))
         return Result(seed, steps, world, plan, set(mask))
     finally:
         if tap is not None:
