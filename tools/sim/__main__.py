@@ -5,40 +5,24 @@ kind and the violations by kind; a failing seed is shrunk to a minimal plan and 
 printed.  Exit status 1 when any seed failed.
 """
 import argparse
-import multiprocessing
 import sys
 import time
 from collections import Counter
 
-from .run import DEFAULT_STEPS, run_seed, shrink
-
-STATS = ("queue_drops", "store_failures", "records", "wills", "redelivered")
-CHUNK = 8  # seeds a worker process takes at a time (small: the run's end is not one slow worker)
-
-
-def _summary(args):
-    """One seed in a worker process: what the report needs (no trace: the parent replays a
-    failing seed to shrink and print it)."""
-    seed, steps, mask = args
-    r = run_seed(seed, steps, mask=mask)
-    return (seed, r.ok, r.kinds(), r.violations[:3], dict(r.faults),
-            {k: r.stats[k] for k in STATS}, r.events, r.sim_time)
+from .run import DEFAULT_STEPS, Summary, run_many, run_seed, shrink
 
 
 def _runs(args, skip):
-    """(seed, ok, kinds, violations, faults, stats, events, sim time) of every seed, in order."""
-    work = [(seed, args.steps, skip) for seed in range(args.seed, args.seed + args.seeds)]
-    if args.jobs <= 1 or args.trace:
-        for seed, steps, mask in work:
-            r = run_seed(seed, steps, trace=args.trace, mask=mask)
-            if args.trace:
-                print("== seed %d ==" % seed)
-                print("\n".join(r.trace))
-            yield (seed, r.ok, r.kinds(), r.violations[:3], dict(r.faults), {k: r.stats[k] for k in STATS},
-                   r.events, r.sim_time)
+    """A Summary of every seed, in order."""
+    seeds = range(args.seed, args.seed + args.seeds)
+    if not args.trace:
+        yield from run_many(seeds, args.steps, args.jobs, skip)
         return
-    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-        yield from pool.imap(_summary, work, CHUNK)
+    for seed in seeds:
+        r = run_seed(seed, args.steps, trace=True, mask=skip)
+        print("== seed %d ==" % seed)
+        print("\n".join(r.trace))
+        yield Summary(r)
 
 
 def main(argv=None):
@@ -59,18 +43,18 @@ def main(argv=None):
     faults, kinds, seeds_by_kind, failed, stats = Counter(), Counter(), {}, [], Counter()
     events = sim_time = done = 0
     t0 = time.monotonic()
-    for seed, ok, rkinds, violations, rfaults, rstats, revents, rtime in _runs(args, skip):
+    for r in _runs(args, skip):
         done += 1
-        faults.update(rfaults)
-        stats.update(rstats)
-        events += revents
-        sim_time += rtime
-        if not ok:
-            failed.append(seed)
-            kinds.update(rkinds)
-            for k in rkinds:
-                seeds_by_kind.setdefault(k, []).append(seed)
-            print("seed %d FAILED: %s" % (seed, "; ".join(text for _, text in violations)), flush=True)
+        faults.update(r.faults)
+        stats.update(r.stats)
+        events += r.events
+        sim_time += r.sim_time
+        if not r.ok:
+            failed.append(r.seed)
+            kinds.update(r.kinds())
+            for k in r.kinds():
+                seeds_by_kind.setdefault(k, []).append(r.seed)
+            print("seed %d FAILED: %s" % (r.seed, "; ".join(text for _, text in r.violations)), flush=True)
         if args.progress and done % args.progress == 0:
             dt = time.monotonic() - t0
             print("... %d seeds in %.0f s (%.2f seeds/s), %d failed" % (done, dt, done / dt, len(failed)), flush=True)

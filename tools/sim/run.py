@@ -1,5 +1,6 @@
 """Running seeds: one seed's run and result, and shrinking a failing one to a minimal plan."""
 import logging
+import multiprocessing
 import time
 import traceback
 from collections import Counter
@@ -110,3 +111,38 @@ def shrink(result, budget_s=120.0, log=None):
             if log:
                 log("  shrink: step %d (%s) is not needed" % (i, best.plan[i].kind))
     return best
+
+
+SUMMARY_STATS = ("queue_drops", "store_failures", "records", "wills", "redelivered")
+CHUNK = 8  # seeds a worker process takes at a time (small: the run's end is not one slow worker)
+
+
+class Summary:
+    """What a report needs of one seed's run (a Result without its trace, small to pass between
+    processes)."""
+
+    def __init__(self, r):
+        self.seed, self.steps, self.ok = r.seed, r.steps, r.ok
+        self.violations = r.violations[:3]
+        self.faults = dict(r.faults)
+        self.stats = {k: r.stats[k] for k in SUMMARY_STATS}
+        self.events, self.sim_time = r.events, r.sim_time
+
+    def kinds(self):
+        return sorted({k for k, _ in self.violations})
+
+
+def _summary(args):
+    seed, steps, mask = args
+    return Summary(run_seed(seed, steps, mask=mask))
+
+
+def run_many(seeds, steps=DEFAULT_STEPS, jobs=1, mask=()):
+    """Summary of each seed's run, in seed order, across `jobs` worker processes (forked: what
+    the caller patched into the modules holds in the workers too).  The same as one by one."""
+    work = [(seed, steps, frozenset(mask)) for seed in seeds]
+    if jobs <= 1:
+        yield from map(_summary, work)
+        return
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        yield from pool.imap(_summary, work, CHUNK)
