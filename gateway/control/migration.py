@@ -441,6 +441,11 @@ class MigrationOrchestrator:
             if node not in st.get("down", ()):
                 st["down"] = sorted(set(st.get("down", [])) | {node})
                 self.store.put_state(state_key(origin), st)
+            if st["step"] == REPLAY:
+                # its `release` failed (e.g. it no longer holds the daemon frozen: a reboot, or a
+                # buffer given up): no `buffered` reply will come, the target takes the log instead
+                self._step(st, CUTOVER)
+                self._replay_log(acts, st["target"], st, st["seq"])
 
     def _on_snapshot(self, acts, st, body):
         rec = body.get("rec")

@@ -15,6 +15,11 @@ OPEN = {
         "reach.  Seeds (40 steps): 41, 44, 49, 57, 110, 125, 147, 152, 283, 334; (25 steps): 84."),
     "lost_input": (
         "Follows from the silent gaps above (events missing from the store).  Same seeds."),
+    "false_failover": (
+        "A promotion whose answer does not come in time (the gateway's store failed meanwhile and "
+        "its core was rebuilt, or the new active's link is slow) promotes another standby over an "
+        "active that has no fault (standby.py: 'did not answer the promotion').  Seeds (25 steps, "
+        "found by the 20,000-seed run): 8043, 13306, 15109, 19355."),
 }
 
 FIXED = [
@@ -47,6 +52,13 @@ FIXED = [
              "(loaded in RAM); a migration there skipped the push, and after a reboot the daemon "
              "did not restore (identity_missing)"),
     (258, 40, "no host: the same"),
+    (9444, 25, "no host: a source's freeze came late, after the abort's resume; the recovery's `go` "
+               "found it frozen, answered active and left it frozen (a node's `go` of its own migration "
+               "now unfreezes a frozen source)"),
+    (18614, 25, "no host: the same"),
+    (11227, 25, "stuck: the source's `release` failed after the bump (it no longer held the daemon "
+                "frozen); the migration waited for a `buffered` reply that never comes (the target now "
+                "takes the input log, as when the source is lost)"),
     (316, 40, "stuck: `stop` of a migrating daemon reached the source only; the migration waited for "
               "ever for its release (stop is now refused while migrating or recovering)"),
 ]
