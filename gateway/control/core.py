@@ -168,8 +168,8 @@ class GatewayCore:
             _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
                 if now < self.grace_until:
-                    log.info("last will of %s ignored: it came queued for our session, of unknown age (the "
-                             "heartbeat deadline decides)", node)
+                    log.info("last will of %s ignored: it came with the broker's restart or was queued for our "
+                             "session, of unknown age (the heartbeat deadline decides)", node)
                 else:
                     self.held_wills.setdefault(node, now)  # acted on in tick(), WILL_HOLD_S later
             else:
