@@ -16,10 +16,12 @@ OPEN = {
     "lost_input": (
         "Follows from the silent gaps above (events missing from the store).  Same seeds."),
     "false_failover": (
-        "A promotion whose answer does not come in time (the gateway's store failed meanwhile and "
-        "its core was rebuilt, or the new active's link is slow) promotes another standby over an "
-        "active that has no fault (standby.py: 'did not answer the promotion').  Seeds (25 steps, "
-        "found by the 20,000-seed run): 8043, 13306, 15109, 19355."),
+        "A promotion under way when a store commit fails: the standby accepted (`restored`) and "
+        "answered the feed, the gateway's commit of that answer failed (not acknowledged, "
+        "redelivered), the core rebuilt from the store no longer knows the feed it was sending "
+        "(standby.py keeps it in RAM), ignores the redelivered answer and, at the reply timeout, "
+        "promotes another standby over the live new active ('did not answer the promotion').  "
+        "Seed (25 steps, found by the 20,000-seed run): 8043."),
 }
 
 FIXED = [
@@ -59,6 +61,9 @@ FIXED = [
     (11227, 25, "stuck: the source's `release` failed after the bump (it no longer held the daemon "
                 "frozen); the migration waited for a `buffered` reply that never comes (the target now "
                 "takes the input log, as when the source is lost)"),
+    (13306, 25, "the checker's own: a standby that refused a promotion counted as the active, so "
+                "promoting the next one looked like a false failover (a promotion counts once accepted)"),
+    (19355, 25, "the same"),
     (316, 40, "stuck: `stop` of a migrating daemon reached the source only; the migration waited for "
               "ever for its release (stop is now refused while migrating or recovering)"),
 ]
