@@ -123,13 +123,14 @@ class Summary:
 
     def __init__(self, r):
         self.seed, self.steps, self.ok = r.seed, r.steps, r.ok
-        self.violations = r.violations[:3]
+        self._kinds = r.kinds()
+        self.violations = r.violations[:3]  # (the first few, for the report)
         self.faults = dict(r.faults)
         self.stats = {k: r.stats[k] for k in SUMMARY_STATS}
         self.events, self.sim_time = r.events, r.sim_time
 
     def kinds(self):
-        return sorted({k for k, _ in self.violations})
+        return self._kinds
 
 
 def _summary(args):
