@@ -70,8 +70,9 @@ vectors: venv
 # under faults, checked for invariant violations; a failing seed is shrunk and its trace printed.
 SEEDS ?= 1000
 SEED  ?= 0
+JOBS  ?= 1
 sim: venv
-	$(BIN)/python -m netedge.tools.sim --seeds $(SEEDS) --seed $(SEED) $(if $(STEPS),--steps $(STEPS))
+	$(BIN)/python -m netedge.tools.sim --seeds $(SEEDS) --seed $(SEED) --jobs $(JOBS) $(if $(STEPS),--steps $(STEPS))
 
 bench: venv
 	$(BIN)/python bench/core_bench.py

@@ -202,7 +202,9 @@ def _command(self, ready, cmd, m, origin, body):
         return
     if mg and mg[1] == "b":
         return  # go/resume wait for the gateway's log replay (a go sent before the reboot is stale)
-    if mg and mg[1] == ("h" if cmd == "go" else "f"):  # go: leave HOLD; resume: abort, unfreeze
+    # go: leave HOLD; resume: abort, unfreeze.  A go of its own migration to a FROZEN node ends
+    # the gateway's recovery of an aborted one (a freeze that came late, after the resume)
+    if mg and (mg[1] == "f" or cmd == "go" and mg[1] == "h"):
         host.hold = None
         ready.persist.append((name, host.record()))  # (the hold mark off flash)
         requeue(ready, origin, mg[2])

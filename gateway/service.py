@@ -130,13 +130,12 @@ class GatewayService:
 
     def _new_core(self, old=None):
         """A GatewayCore over the store: at start, and to rebuild one whose memory went ahead of a
-        transaction that did not commit (driver.py).  The counters carry over."""
+        transaction that did not commit (driver.py).  What only memory knows carries over (GatewayCore.carry_over)."""
         core = GatewayCore(self.store, self.keystore, self.cfg.id, self.cfg.deadline_ms, self.cfg.input_log_max,
                            **core_sources())
         core.provisionable = self.cfg.nodes.__contains__  # (nodes with a [nodes.X] entry)
         if old is not None:
-            core.counters.update(old.counters)
-            core.blind, core.grace_until = old.blind, old.grace_until
+            core.carry_over(old)
         return core
 
     def _run(self, entry, *args):
@@ -168,7 +167,7 @@ class GatewayService:
         nodelay(client)
         client.subscribe([(T.ALL, 1)])
         self._publish(self.core.status_frame(True))
-        self._run(self.core.broker_back, time.monotonic())
+        self._run(self.core.broker_back, time.monotonic(), bool(getattr(flags, "session_present", False)))
         self.connected.set()
         log.info("connected to broker session_present=%s", getattr(flags, "session_present", flags))
 

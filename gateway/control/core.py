@@ -38,6 +38,10 @@ WILL_HOLD_S = 0.1
 # nodes come back at their own pace (their MQTT backoff reaches 5 s: firmware/main.py): for the
 # heartbeat deadline plus this, the deadline alone decides who is gone.
 NODE_REDIAL_MAX_S = 5.0
+# Nodes heartbeat three times per deadline (firmware 500 ms, gateway 1500 ms): when NOTHING came
+# from the broker for this share of the deadline (two heartbeats of every node missed), our own
+# link is down, whatever our socket says; it is noticed before any node's deadline passes.
+DEAF_SHARE = 0.7
 
 
 def _is_int(v):
@@ -105,6 +109,8 @@ class GatewayCore:
         self.held_wills = {}       # node -> when its last will came (see WILL_HOLD_S)
         self.blind = False         # our own broker connection is down (broker_lost)
         self.grace_until = 0.0     # until then after a reconnection, wills are stale (broker_back)
+        self.heard = None          # `now` of the last message the broker delivered to us (any topic)
+        self.deaf = False          # nothing came for a whole deadline: our own link, not the nodes
         for n in store.nodes():
             if n.status != NODE_OFFLINE:
                 self.last_seen[n.node_id] = None  # unknown since restart: the deadline starts now
@@ -122,6 +128,7 @@ class GatewayCore:
     def on_message(self, topic, payload, now):
         self.clock.advance(now)
         acts = Actions()
+        self._heard(now)
         parts = T.split(topic)
         if parts is None:
             return acts
@@ -165,17 +172,23 @@ class GatewayCore:
             _check_body(state in ("online", "offline"), "STATUS state must be 'online' or 'offline'")
             if state == "offline":
                 if now < self.grace_until:
-                    log.info("last will of %s ignored: it came with the broker's restart (the heartbeat "
-                             "deadline decides)", node)
+                    log.info("last will of %s ignored: it came with the broker's restart or was queued for our "
+                             "session, of unknown age (the heartbeat deadline decides)", node)
                 else:
                     self.held_wills.setdefault(node, now)  # acted on in tick(), WILL_HOLD_S later
             else:
-                if node in self.held_wills:  # (a will, then the node back at once: in that order)
-                    self._will(acts, node)
-                self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
                 boot = body.get("boot")
                 prev = self.store.load_state(NodeBoot, node)
                 rebooted = None if prev is None or not _is_int(boot) else prev.id != boot
+                if node in self.held_wills:  # (a will, then the node back at once: in that order)
+                    if rebooted is False:
+                        # the same boot: a reconnect (a network cut, a broker restart, a takeover),
+                        # its RAM and its daemons intact; the will says nothing about them
+                        del self.held_wills[node]
+                        log.info("last will of %s dropped: it is back with the same boot id (a reconnect)", node)
+                    else:
+                        self._will(acts, node)
+                self.store.upsert_node(node, NODE_ONLINE, last_seen=self.clock.wall())
                 if _is_int(boot) and rebooted is not False:
                     self.store.save_state(node, NodeBoot(id=boot))
                 self.migrations.node_up(acts, node, rebooted)
@@ -229,6 +242,15 @@ class GatewayCore:
         self._node_down(acts, node, "last will")
         self.migrations.node_down(acts, node)
 
+    def carry_over(self, old):
+        """A core rebuilt from the store (its predecessor's memory went ahead of a transaction
+        that did not commit: driver.py) keeps what only memory knows: the counters, and the
+        state of our own broker connection (blind, its grace, when we last heard anything)."""
+        self.counters.update(old.counters)
+        self.blind, self.grace_until = old.blind, old.grace_until
+        self.heard, self.deaf = old.heard, old.deaf
+        return self
+
     def broker_lost(self):
         """The gateway's own broker connection dropped.  A broker that shuts down (a restart, an
         upgrade) first publishes every client's last will: the wills still held came with it
@@ -240,16 +262,32 @@ class GatewayCore:
             self.held_wills.clear()
         self.blind = True
 
-    def broker_back(self, now):
-        """Connected again after broker_lost(): every node's heartbeat deadline starts now (a
-        dead one misses it), enforced once the nodes had time to come back (grace)."""
+    def broker_back(self, now, resumed=False):
+        """Connected again after broker_lost(), or `resumed`: the broker kept our persistent
+        session (CONNACK's session present), so what it queued while we were away comes now.
+        Either way the wills among it are of unknown age: a broker restart publishes every
+        node's will while the nodes live on, and they reconnect at their own pace.  Every
+        node's heartbeat deadline starts now (a dead one misses it), enforced once the nodes
+        had time to come back (grace); until then a will alone fails nothing over."""
         self.clock.advance(now)
-        if not self.blind:
-            return  # the first connection: the wills queued for us are news (the deadline runs)
+        if not (self.blind or resumed):
+            return  # a first connection with a new session: no backlog, the wills that come are news
         self.blind = False
         self.grace_until = now + self.deadline + NODE_REDIAL_MAX_S
         for node in self.last_seen:
             self.last_seen[node] = None
+
+    def _heard(self, now):
+        """A message came: our link works.  After a silence of everyone (`deaf`), the time we
+        could not hear counts against no node: each has the rest of a deadline from now (its
+        heartbeats are on their way behind this message)."""
+        if self.deaf:
+            self.deaf = False
+            floor = now - self.deadline * DEAF_SHARE
+            for node, seen in self.last_seen.items():
+                if seen is not None and seen < floor:
+                    self.last_seen[node] = floor
+        self.heard = now
 
     def _node_down(self, acts, node, why):
         self.last_seen.pop(node, None)
@@ -266,7 +304,16 @@ class GatewayCore:
         for node, t in list(self.held_wills.items()):
             if now - t >= WILL_HOLD_S:
                 self._will(acts, node)
-        watching = not self.blind and now >= self.grace_until  # (see broker_lost, broker_back)
+        silent = self.heard is None or now - self.heard > self.deadline * DEAF_SHARE
+        if silent and len(self.last_seen) >= 2 and not self.deaf:
+            # Every node heartbeats a few times per deadline (and we hear our own publications):
+            # a silence of every node at once is our own link (cut without our socket noticing
+            # yet: TCP learns of it at the keepalive), or a broker we never reached, not every
+            # node failing together.  (One node alone: its silence is all we can go by.)
+            self.deaf = True
+            log.warning("nothing from the broker %s: our own link, presumably; no node is blamed while we "
+                        "hear nothing", "yet" if self.heard is None else "for %.0f ms" % ((now - self.heard) * 1000))
+        watching = not (self.blind or self.deaf) and now >= self.grace_until  # (see broker_lost, broker_back)
         for node, seen in list(self.last_seen.items()):
             if seen is None:
                 self.last_seen[node] = now
@@ -442,7 +489,7 @@ class GatewayCore:
         self.requests.handle(acts, client, body, now)
 
     def _slots(self, node):
-        return key_slots(self.store, node, self.standby.slots_for(node))
+        return key_slots(self.store, node, self.standby.slots_for(node) + self.migrations.slots_for(node))
 
     def keys_pushed(self, key, error, now):
         """The driver finished a push_keys action: its owner (by tag) carries on."""

@@ -194,11 +194,12 @@ class MigrationOrchestrator:
         self._replay_next(acts, origin, None)
 
     def _abort(self, acts, st, why):
-        """Before the epoch bump: the daemon stays on the source, which processes its buffer."""
-        if st.source in st.down:
-            # it may come back from a reboot, held and without the inputs it had buffered: it
-            # then gets the input log (node_up), a `resume` is not enough
-            self.store.save_state(st.origin, RecoveryState(node=st.source, m=st.m))
+        """Before the epoch bump: the daemon stays on the source, which processes its buffer
+        (`resume`).  Once `freeze` was sent the source is recovered too: it may have rebooted
+        unseen (its will came while this gateway was away, or was of unknown age: broker_back)
+        and then boots held, without the inputs it had buffered, and ignores `resume` until a
+        log replay; a source that did not reboot takes the replay as redeliveries (its input
+        window drops them) and answers `go` at once."""
         self._send(acts, st.source, "resume", st)
         if st.step in (TRANSFER, RESTORE):
             acts.publish.append((T.node(st.target, "ctl"),
@@ -206,6 +207,17 @@ class MigrationOrchestrator:
         log.warning("migration %d origin=%08x aborted in %s: %s", st.m, st.origin, st.step, why)
         self._finish(acts, st, False, error="migration of %08x to %s failed (%s): %s; it keeps running on %s" % (
             st.origin, st.target, st.step, why, st.source))
+        if st.keys != "pushing":  # (else `freeze` was never sent: nothing is held)
+            self.store.save_state(st.origin, RecoveryState(node=st.source, m=st.m,
+                                                           at=self.clock.stamp(recover_key(st.origin))))
+            self._recover(acts, st.origin, st.source, st.m)
+
+    def _recover(self, acts, origin, node, m):
+        """Log-replay `node`, the daemon's host, from the stored chain head, then `go`: what ends
+        a recovery (its RecoveryState, dropped when the node answers `active`)."""
+        head = self.store.head(origin)
+        log.warning("recovering %08x on %s after migration %d was aborted", origin, node, m)
+        self._replay_log(acts, node, m, origin, head.link.sequence if head else 0)
 
     # -- the request --------------------------------------------------------------------
 
@@ -273,8 +285,8 @@ class MigrationOrchestrator:
         if d.status != "active":
             raise MigrationError("daemon %08x is %s, not active" % (origin, d.status))
         if store.load_state(RecoveryState, origin) is not None:
-            raise MigrationError("%08x is waiting to recover on %s after a crash mid-migration: retry once that node "
-                                 "is back" % (origin, d.host_node))
+            raise MigrationError("%08x is recovering on %s after an aborted migration: retry once it is "
+                                 "active there" % (origin, d.host_node))
         if d.host_node == target:
             raise MigrationError("daemon %08x runs on %s already" % (origin, target))
         src = store.node(d.host_node)
@@ -302,6 +314,34 @@ class MigrationOrchestrator:
             self._step(st, SNAPSHOT)
             slots = self.ctx.slots(target) + [{"kind": d.kind, "public": d.public_key.hex()}]
             acts.push_keys.append((target, slots, self.ctx.push_tag(state_key(origin), self)))
+
+    def busy(self, origin):
+        """Why daemon `origin` cannot be stopped now (None: it can): a migration moves it (the
+        `stop` would reach the source only, and the target would run it on), or a recovery
+        still has to release its host from a migration's hold."""
+        st = self.store.load_state(MigrationState, origin)
+        if st is not None:
+            return "it is migrating to %s (phase %s): stop it once the migration ends" % (st.target, st.step)
+        rec = self.store.load_state(RecoveryState, origin)
+        if rec is not None:
+            return "it is recovering on %s after an aborted migration: retry in a moment" % rec.node
+        return None
+
+    def slots_for(self, node):
+        """Key slots a push to `node` must keep besides its daemons' (core.key_slots adds
+        them): the daemon of a migration to it in progress, and every daemon whose key its last
+        heartbeat says it holds.  A push replaces the node's key file whole, while the node keeps
+        the slots it loaded in RAM and advertises them; `start` then skips the push a target
+        seems not to need, and the daemon migrated there would not restore after a reboot."""
+        n = self.store.node(node)
+        held = set(x for x in (n.info.get("keys") or []) if type(x) is int) if n is not None else set()
+        held.update(st.origin for _, st in self.store.states(MigrationState) if st.target == node)
+        out = []
+        for origin in sorted(held):
+            d = self.store.daemon(origin)
+            if d is not None and d.status != "stopped":
+                out.append({"kind": d.kind, "public": d.public_key.hex()})
+        return out
 
     def open_op_ids(self):
         """The ids of the migrations and recoveries in progress (a restarted core routes their
@@ -334,6 +374,8 @@ class MigrationOrchestrator:
             return
         st = self.store.load_state(MigrationState, origin)
         if st is None or st.m != m:
+            if op == "active" and self._recovered(node, origin, m):
+                return
             log.info("migration reply %s for %08x (migration %s) ignored: not current", op, origin, m)
             return
         step = st.step
@@ -379,6 +421,11 @@ class MigrationOrchestrator:
             if node not in st.down:
                 st.down = sorted(set(st.down) | {node})
                 self.store.save_state(origin, st)
+            if st.step == REPLAY:
+                # its `release` failed (e.g. it no longer holds the daemon frozen: a reboot, or a
+                # buffer given up): no `buffered` reply will come, the target takes the log instead
+                self._step(st, CUTOVER)
+                self._replay_log(acts, st.target, st.m, st.origin, st.seq)
 
     def _on_snapshot(self, acts, st, body):
         rec = body.get("rec")
@@ -525,21 +572,47 @@ class MigrationOrchestrator:
                 log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
                             "it is back", st.m, st.origin, node)
 
+    def _recoveries(self, node=None):
+        """(origin, RecoveryState) of the recoveries in progress (of `node`); a recovery whose
+        daemon is gone, stopped or hosted elsewhere since is over (its record dropped)."""
+        out = []
+        for origin, rec in self.store.states(RecoveryState):
+            if node is not None and rec.node != node:
+                continue
+            d = self.store.daemon(origin)
+            if d is None or d.host_node != rec.node or d.status == "stopped":
+                self.store.drop_state(RecoveryState, origin)
+                self.clock.forget(recover_key(origin))
+                r = self.replays.get(origin)
+                if r is not None and r["m"] == rec.m:
+                    del self.replays[origin]
+                continue
+            out.append((origin, rec))
+        return out
+
+    def _recovered(self, node, origin, m):
+        """`active` from `node` for operation `m`: the end of a recovery, if it is one."""
+        rec = self.store.load_state(RecoveryState, origin)
+        if rec is None or rec.node != node or rec.m != m:
+            return False
+        self.store.drop_state(RecoveryState, origin)
+        self.clock.forget(recover_key(origin))
+        self.ctx.changed(origin)
+        log.info("recovered %08x on %s (migration %d aborted)", origin, node, m)
+        return True
+
     def node_up(self, acts, node, rebooted):
         """A node's status says online; `rebooted`: True (a new boot id), False (a reconnect),
         None (unknown).  A reboot loses what the node had buffered in RAM: before the bump that
         aborts the migration (a rebooted source then recovers from the input log), after it the
         target is re-driven from the input log."""
-        for origin, rec in self.store.states(RecoveryState):
-            if rec.node != node:
-                continue
-            d = self.store.daemon(origin)
-            self.store.drop_state(RecoveryState, origin)
-            if d is None or d.host_node != node or self.store.load_state(MigrationState, origin) is not None:
-                continue
-            head = self.store.head(origin)
-            log.warning("recovering %08x on %s after its crash mid-migration", origin, node)
-            self._replay_log(acts, node, rec.m, origin, head.link.sequence if head else 0)
+        for origin, rec in self._recoveries(node):
+            r = self.replays.get(origin)
+            if rebooted is False and r is not None and r["m"] == rec.m:
+                continue  # (a reconnect: the replay in flight waits in its session)
+            rec.at = self.clock.stamp(recover_key(origin))
+            self.store.save_state(origin, rec)
+            self._recover(acts, origin, node, rec.m)
         for origin, st in self.store.states(MigrationState):
             if node not in (st.source, st.target):
                 continue
@@ -548,8 +621,6 @@ class MigrationOrchestrator:
                     st.down = sorted(set(st.down) | {node})  # (even if its will was missed)
                     self._abort(acts, st, "%s %s restarted (what it held in RAM is gone)" % (
                         "source" if node == st.source else "target", node))
-                    if node == st.source:
-                        self.node_up(acts, node, False)  # (the recovery it just queued: send it now)
                 elif node in st.down:
                     st.down.remove(node)
                     self.store.save_state(st.origin, st)
@@ -562,6 +633,20 @@ class MigrationOrchestrator:
     # -- timers ---------------------------------------------------------------------------
 
     def tick(self, acts):
+        for origin, rec in self._recoveries():
+            key = recover_key(origin)
+            if self.clock.age(key, rec.at) <= PHASE_TIMEOUT_S:
+                continue
+            rec.at = self.clock.stamp(key)
+            self.store.save_state(origin, rec)
+            n = self.store.node(rec.node)
+            if n is None or n.status != "online":
+                continue  # (node_up re-drives it)
+            r = self.replays.get(origin)
+            if r is not None and r["m"] == rec.m and not r["replay"].done:
+                self._replay_resend(acts, origin)
+            else:  # (a restarted gateway, or `active` lost: go again, from the stored head)
+                self._recover(acts, origin, rec.node, rec.m)
         for origin, st in self.store.states(MigrationState):
             key = state_key(origin)
             step = st.step

@@ -123,6 +123,9 @@ class Requests:
         self.deployer.start(acts, client, rid, a["kind"], a["node"], now)
 
     def _stop(self, acts, client, rid, a, now):
+        busy = self.migrations.busy(a["origin"])
+        if busy is not None:
+            raise ValueError("%08x cannot stop now: %s" % (a["origin"], busy))
         self.deployer.stop(acts, client, rid, a["origin"])
 
     def _migrate(self, acts, client, rid, a, now):

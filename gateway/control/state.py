@@ -124,9 +124,11 @@ class MigratedRecord(Typed):
 
 @dataclass
 class RecoveryState(Typed):
-    """A source that went down mid-migration is fed the input log when back (kind `recover`)."""
+    """The host of a daemon whose migration was aborted after `freeze` (kind `recover`): it is
+    log-replayed from the stored head and sent `go` until it answers `active`."""
     node: str
     m: int
+    at: float = 0.0        # wall stamp of the last re-drive (control/clock.py)
 
 
 # -- standby groups (control/standby.py) ------------------------------------------------------

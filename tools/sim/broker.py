@@ -87,7 +87,8 @@ class Broker:
         self.retained = {}
         self.gen = 0
         self.on_accept = None  # (client id, Msg) of every PUBLISH the broker accepts (and every will)
-        self.stats = {"accepted": 0, "delivered": 0, "queue_drops": 0, "wills": 0, "takeovers": 0}
+        self.stats = {"accepted": 0, "delivered": 0, "queue_drops": 0, "wills": 0, "takeovers": 0,
+                      "redelivered": 0, "resent": 0}  # (QoS 1's duplicates: to and from clients)
 
     # -- channels ------------------------------------------------------------------------
 
@@ -123,6 +124,7 @@ class Broker:
             return  # (the broker closed it: what was still on the wire is lost)
         if kind == "pub":
             pid, msg = args
+            self.stats["resent"] += msg.dup
             self._accept(conn.cid, msg)
             if msg.qos:
                 self.down_packet(conn, "on_puback", pid)
@@ -162,6 +164,7 @@ class Broker:
         self.down_packet(conn, "on_connack", present)
         for pid, msg in s.inflight.items():  # unacknowledged: again, in order, marked DUP
             msg.dup = True
+            self.stats["redelivered"] += 1
             self.down_packet(conn, "on_message", msg, pid)
         self._pump(s)
 

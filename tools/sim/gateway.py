@@ -1,8 +1,14 @@
 """The simulated gateway process: the real GatewayCore, Store and Keystore, driven as
-gateway/service.py drives them (keep the two in step):
-- one message at a time: on_message(topic, payload, now), then publish what it returned and do
-  its key pushes (a board folder: written at once, keys_pushed reported at once), and only
-  then acknowledge the message, whatever happened (service.py acks in `finally`);
+gateway/service.py drives them, through the same gateway/driver.py `run` (keep the two in step):
+- one message at a time: every entry point (on_message, tick, keys_pushed, broker_back) runs in
+  ONE store transaction (driver.run); its frames are published and its key pushes done (a board
+  folder: written at once, keys_pushed reported at once) only after the commit, and only then
+  is the message acknowledged (the Ready rule);
+- a commit that fails (store busy, disk full): nothing is published, the message is NOT
+  acknowledged, the connection is dropped cleanly (the broker redelivers it on the next one)
+  and the core is rebuilt from the store (service.py `_new_core`: the counters, `blind` and
+  `grace_until` carry over); any other exception out of the core is a gateway bug: rolled back,
+  the core rebuilt, the message acknowledged;
 - tick(now) every TICK_S; broker_lost() when the connection drops, broker_back(now) on connect;
 - a persistent session (clean_session=False) subscribed to everything at QoS 1, the retained
   offline status as its last will, a redial backoff from 0.2 to 5 s.
@@ -12,12 +18,8 @@ import os
 import random
 import sqlite3
 
-from importlib.util import find_spec
-
-if find_spec("netedge.gateway.control.core") is not None:
-    from ...gateway.control.core import GatewayCore
-else:  # (before the control plane moved to gateway/control/)
-    from ...gateway.core import GatewayCore
+from ...gateway import driver
+from ...gateway.control.core import GatewayCore
 from ...gateway.keystore import Keystore
 from ...gateway.store import Store
 from ...shared import topics as T
@@ -27,23 +29,30 @@ GATEWAY_ID = "gw1"
 TICK_S = 0.05               # gateway/service.py TICK_S
 DEADLINE_MS = 1500
 HANDLE_S = (0.0002, 0.001)  # time the gateway takes for one message
+LOST = object()             # in the inbox: the connection dropped (after what came before it)
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT")
 
 
 class StoreFault:
     """Sits between the Store and its SQLite connection: while armed, a write statement raises
-    sqlite3.OperationalError as a busy or full disk does (the transaction rolls back)."""
+    sqlite3.OperationalError as SQLite does (the transaction rolls back): `failing` more writes
+    find the database locked (another process held it past the busy timeout), and every write
+    finds the disk full while `full` (until space is freed)."""
 
-    def __init__(self, db):
+    def __init__(self, db, disk):
         self._db = db
-        self.failing = 0     # how many more writes fail
+        self.disk = disk     # {"full": bool}: the machine's, kept across the gateway's restarts
+        self.failing = 0     # how many more writes fail: busy
         self.raised = 0
 
     def execute(self, sql, params=()):
-        if self.failing and sql.lstrip().upper().startswith(WRITES):
-            self.failing -= 1
+        full = self.disk["full"]
+        if (self.failing or full) and sql.lstrip().upper().startswith(WRITES):
             self.raised += 1
-            raise sqlite3.OperationalError("database or disk is full" if self.raised % 2 else "database is locked")
+            if full:
+                raise sqlite3.OperationalError("database or disk is full")
+            self.failing -= 1
+            raise sqlite3.OperationalError("database is locked")
         return self._db.execute(sql, params)
 
     def __getattr__(self, name):
@@ -59,13 +68,15 @@ class SimGateway(Endpoint):
         self.rng = rng
         self.core = None
         self.store = None
+        self.keystore = None
         self.fault = None
         self.inbox = []
         self.busy = False
         self.boots = 0
-        self.stats = {"internal_errors": 0, "acked_after_error": 0}
-        self.errors = []        # (sim time, topic, exception) of every message the core raised on
-        self.on_fatal = lambda e: None  # the process died of `e` (the world restarts it)
+        self.disk = {"full": False}
+        self.dropped_gen = 0    # messages of this connection and older are not ours to ack any more
+        self.stats = {"internal_errors": 0, "store_failures": 0}
+        self.errors = []        # (sim time, entry point, exception) of every exception out of the core
 
     # -- process life ----------------------------------------------------------------------
 
@@ -73,17 +84,26 @@ class SimGateway(Endpoint):
         self.boots += 1
         wall = self.sched.wall
         self.store = Store(self.path, synchronous="NORMAL", clock=wall)
-        self.fault = StoreFault(self.store._db)
+        self.keystore = Keystore(self.store, self.kek, clock=wall, seed_source=lambda: self.rng.randbytes(32))
+        self.fault = StoreFault(self.store._db, self.disk)  # (after the opening writes: a boot succeeds)
         self.store._db = self.fault
-        keystore = Keystore(self.store, self.kek, clock=wall, seed_source=lambda: self.rng.randbytes(32))
-        self.core = GatewayCore(self.store, keystore, GATEWAY_ID, DEADLINE_MS, wall=wall,
-                                counter_start=int(wall() * 1000) & 0x3FFFFFFF,
-                                rng=random.Random(self.rng.getrandbits(64)))
-        self.core.provisionable = self.nodes.__contains__
+        self.core = self._new_core()
         self.will = self.core.status_frame(False)[:3]
         self.inbox, self.busy = [], False
         self.revive()
         self.sched.after(TICK_S, self._tick, self.boots)
+
+    def _new_core(self, old=None):
+        """service.py GatewayService._new_core: at start, and to rebuild a core whose memory went
+        ahead of a transaction that did not commit.  What only memory knows carries over (GatewayCore.carry_over)."""
+        wall = self.sched.wall
+        core = GatewayCore(self.store, self.keystore, GATEWAY_ID, DEADLINE_MS, wall=wall,
+                           counter_start=int(wall() * 1000) & 0x3FFFFFFF,
+                           rng=random.Random(self.rng.getrandbits(64)))
+        core.provisionable = self.nodes.__contains__
+        if old is not None:
+            core.carry_over(old)
+        return core
 
     def crash(self):
         self.kill()
@@ -94,19 +114,38 @@ class SimGateway(Endpoint):
             self.store.close()  # (an open transaction cannot exist between two events)
             self.store = None
 
+    def _run(self, where, entry, *args):
+        """service.py GatewayService._run: one entry point under the Ready rule (driver.run)."""
+        out = driver.run(self.store, entry, *args, store_errors=(sqlite3.Error,))
+        if out.error is not None:
+            self.errors.append((self.sched.now, where, out.error))
+            if out.store_failed:
+                self.stats["store_failures"] += 1
+            else:
+                self.stats["internal_errors"] += 1
+                self.core.counters["internal_errors"] += 1
+            self.core = self._new_core(self.core)
+        if out.effects is not None:
+            self._do(out.effects)
+        return out
+
     # -- MQTT hooks --------------------------------------------------------------------------
 
     def connected_hook(self, present):
         self.subscribe([(T.ALL, 1)])
         self.publish(*self.core.status_frame(True))
-        self.core.broker_back(self.sched.now)
+        self._run("broker_back", self.core.broker_back, self.sched.now, present)
 
     def lost_hook(self, was_connected):
         if was_connected:
-            self.core.broker_lost()
+            # paho reports the disconnect after the messages it read before it: in order here too
+            self._queue((LOST, None, None))
 
     def message(self, topic, payload, retained, token):
-        self.inbox.append((topic, payload, token))
+        self._queue((topic, payload, token))
+
+    def _queue(self, item):
+        self.inbox.append(item)
         if not self.busy:
             self.busy = True
             self.sched.after(self.rng.uniform(*HANDLE_S), self._handle, self.boots)
@@ -118,16 +157,21 @@ class SimGateway(Endpoint):
             self.sched.after(0.05, self._handle, boot)
             return
         topic, payload, token = self.inbox.pop(0)
-        try:
-            self._do(self.core.on_message(topic, payload, self.sched.now))
-        except Exception as e:
-            # service.py: counted and logged as a gateway bug, and the message is acked all the same
-            self.stats["internal_errors"] += 1
-            self.errors.append((self.sched.now, topic, e))
-            if token is not None:
-                self.stats["acked_after_error"] += 1
-        finally:
-            self.ack(token)
+        if topic is LOST:
+            self.core.broker_lost()
+        elif token is None or token[0] > self.dropped_gen:
+            out = self._run(topic, self.core.on_message, topic, payload, self.sched.now)
+            if not out.ack:
+                # not stored: the broker must keep it; unacknowledged, it comes again on the next
+                # connection of the persistent session (service.py: client.disconnect()).  The
+                # connection it came on is given up; one that is already gone needs nothing more.
+                gen = token[0] if token is not None else (self.conn.gen if self.connected else 0)
+                self.dropped_gen = max(self.dropped_gen, gen)
+                if self.connected and self.conn.gen == gen:
+                    self.disconnect_and_redial()
+            else:
+                self.ack(token)  # stored (or rejected) first: only now may the broker forget it
+        # (else: received on a connection given up after a failed write: it comes again)
         if self.inbox:
             self.sched.after(self.rng.uniform(*HANDLE_S), self._handle, boot)
         else:
@@ -143,19 +187,13 @@ class SimGateway(Endpoint):
                 err = "no provisioning path for node %s" % node
             else:
                 board.keys = [dict(s) for s in slots]  # keys.json, written atomically
-            self._do(self.core.keys_pushed(key, err, self.sched.now))
+            self._run("keys_pushed", self.core.keys_pushed, key, err, self.sched.now)
 
     def _tick(self, boot):
         if boot != self.boots or self.dead:
             return
         if not self.frozen:
-            try:
-                self._do(self.core.tick(self.sched.now))
-            except Exception as e:  # out of service.py's loop: the process exits
-                self.stats["internal_errors"] += 1
-                self.errors.append((self.sched.now, "tick", e))
-                self.on_fatal(e)
-                return
+            self._run("tick", self.core.tick, self.sched.now)
         self.sched.after(TICK_S, self._tick, boot)
 
     def idle(self):

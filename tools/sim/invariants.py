@@ -12,7 +12,8 @@ After every step (they hold at any instant):
   double_processed no input id (sender, counter) appears in two stored events of one daemon
   bad_record       every signed record verifies under the gateway's key
   false_failover   a standby is promoted only when its active's node failed (killed, frozen,
-                   cut off): a broker restart or a slow link is no reason
+                   cut off): a broker restart or a slow link is no reason (the active: the node
+                   emitting its chain at the highest epoch, or the last that accepted a promotion)
   internal_error   the gateway raised out of an entry point (a bug, whatever the input)
 At quiescence (after the fault-free settle phase):
   lost_input       every input the broker accepted for a daemon is in its stored chain
@@ -60,6 +61,7 @@ class Checker:
         self.accepted = {}      # origin -> {(sender, counter): h8 of payload}
         self.emitters = {}      # (origin, epoch) -> node that emitted its chain events
         self.active = {}        # origin -> (node, epoch) latest chain emitter at the highest epoch
+        self.promoting = {}     # (origin, node) -> epoch of a promotion sent, until the node accepts
         self.faults = {}        # node -> [sim times of its faults]
         self.chains = {}        # origin -> (seq, forward, epoch) of the last stored event checked
         self.inputs_seen = {}   # origin -> {(sender, counter): seq}
@@ -104,12 +106,22 @@ class Checker:
                 cmd, origin, epoch = body.get("cmd"), body.get("origin"), body.get("epoch")
                 if cmd == "promote":
                     self._promotion(origin, parts[1], now)
-                if cmd in ("activate", "promote") and type(epoch) is int:
-                    cur = self.active.get(origin)
-                    if cur is None or epoch > cur[1]:
-                        self.active[origin] = (parts[1], epoch)
+                    if type(epoch) is int:  # active once it accepts (a refused promotion changes nothing)
+                        self.promoting[(origin, parts[1])] = epoch
+                if cmd == "activate" and type(epoch) is int:
+                    self._activated(origin, parts[1], epoch)
+            elif parts[0] == "node" and len(parts) == 3 and parts[2] == "mig" and cid == parts[1] in self.node_ids:
+                body = FR.decode(msg.payload).body()
+                epoch = self.promoting.get((body.get("o"), cid))
+                if body.get("op") == "restored" and epoch is not None:
+                    self._activated(body["o"], cid, epoch)
         except (FR.FrameError, KeyError, TypeError, ValueError, AttributeError):
             pass  # (malformed frames are the gateway's to refuse: not this checker's business)
+
+    def _activated(self, origin, node, epoch):
+        cur = self.active.get(origin)
+        if cur is None or epoch > cur[1]:
+            self.active[origin] = (node, epoch)
 
     def _promotion(self, origin, to, now):
         cur = self.active.get(origin)

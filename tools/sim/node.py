@@ -15,7 +15,11 @@ Flash is an in-memory map of record name -> canonical CBOR bytes, kept across re
 """
 import sys
 
+import importlib
+import types
+
 from ...firmware import config as node_config
+from ...firmware import node as node_module
 from ...firmware.host import DaemonHost
 from ...firmware.node import NodeCore
 from ...firmware.registry import DaemonFactoryRegistry
@@ -34,6 +38,10 @@ QUEUE_MAX = 32
 FREE_HEAP = 60000          # what a heartbeat reports (a 96K board with a few daemons)
 PROCESS_S = (0.0005, 0.003)  # time a board takes for one message
 _MIGRATE = "netedge.firmware.migrate"
+# A board's gc.collect() frees its small heap before a big allocation; on CPython a full
+# collection of the simulator's heap costs ~5 ms and decides nothing: the simulated boards skip it.
+_NO_GC = types.SimpleNamespace(collect=lambda: None)
+node_module.gc = _NO_GC  # (and migrate.py's, whenever a board loads it: _call)
 
 
 class MemFlash:
@@ -121,10 +129,15 @@ class SimNode(Endpoint):
             reg.provision(slot["kind"], bytes.fromhex(slot["public"]), None)
 
     def _call(self, fn, *args):
-        """Run NodeCore code as this board: migrate.py's module state is a board's own."""
+        """Run NodeCore code as this board: migrate.py's module state is a board's own.  The
+        module is shared by every simulated board, and a board that is done moving unloads it
+        (NodeCore._unload): a board with a transfer under way gets it back, with its state."""
         mod = sys.modules.get(_MIGRATE)
+        if mod is None and self.rx is not None:
+            mod = importlib.import_module(_MIGRATE)
         if mod is not None:
             mod._rx = self.rx
+            mod.gc = _NO_GC
         try:
             return fn(*args)
         finally:
