@@ -379,8 +379,21 @@ def test_chain_break_is_counted_not_stored(rig):
     ev = rig.next_event(b"next")
     gap = ChainEvent(CausalLink(o, 0, ev.link.sequence + 1, ev.link.parent_hash), b"gap")
     bad_parent = ChainEvent(CausalLink(o, 0, ev.link.sequence, ev.link.parent_hash ^ 1), b"next")
-    # one ChainBreak record per break point: the second bad link fails against the same head
-    assert [refused_with_record(rig, chain, rig.chain_frame(bad), "chain_errors") for bad in (gap, bad_parent)] == [1, 0]
+    # a gap is first asked for: the host resends what the bus lost (PROTOCOL §11), nothing stored
+    events = rig.store.event_count(o)
+    acts = rig.send(chain, rig.chain_frame(gap))
+    assert rig.core.counters["gap_requests"] == 1 and rig.core.counters["chain_errors"] == 0
+    [(topic, data, qos, _)] = acts.publish
+    assert (topic, qos) == ("ne/v1/node/%s/ctl" % NODE, 0)
+    assert FR.decode(data).body() == {"cmd": "stored", "origin": o, "epoch": EPOCH, "seq": 3, "resend": True}
+    assert rig.store.event_count(o) == events and not rig.store.records()
+    # a host that no longer has them says so: only then is it a ChainBreak record; one per break
+    # point: the second bad link fails against the same head
+    err = rig.frame(FR.ERROR, {"code": "gap_lost", "at": "d%08x" % o, "detail": "seq 4..4"})
+    acts = rig.send("ne/v1/node/%s/err" % NODE, err)
+    assert len(rig.store.records()) == 1 and rig.core.counters["chain_errors"] == 1
+    assert [t for t, *_ in acts.publish] == ["ne/v1/d/%08x/continuity" % o]
+    assert refused_with_record(rig, chain, rig.chain_frame(bad_parent), "chain_errors") == 0
     assert rig.store.event_count(o) == 3
     rig.accept(chain, rig.chain_frame(ev))
     rig.commit(ev)
