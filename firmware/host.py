@@ -24,8 +24,10 @@ RECORD_VERSION = const(1)
 # Chain events the gateway has not yet said it stored (its `stored` mark, PROTOCOL §11), kept
 # to resend on its gap request: a broker drops QoS 1 messages silently at a full session queue.
 # At either cap the host takes no further input (they wait at the broker) until the mark moves.
-MAX_UNMARKED = const(32)
-MAX_UNMARKED_BYTES = const(4096)  # link + event payload + input payload of the kept events
+# (underscored: a const() name without one is a module global too, and a board pays heap for it)
+_MAX_UNMARKED = const(16)
+_MAX_UNMARKED_BYTES = const(1536)  # link + event payload + input payload of the kept events
+_HAS_INPUT = const(0x8000)  # in a kept event's 2-byte length of its payload: the input follows
 OVER_CAP = const(8)  # deliver() verdict: the input would take the state over max_state: refused,
 #                      nothing changed (no event, the window does not admit it, the state restored)
 
@@ -44,10 +46,7 @@ class DaemonHost:
         self.hold = None  # migration id while frozen (source) or held (target): on flash, so a
         #                   reboot comes back holding, never processing (PROTOCOL §16)
         self.stats = {"processed": 0, "errors": 0, "duplicates": 0, "refused": 0}
-        self.state = None  # the snapshot deliver() took (checked against the cap): record() uses it
-        self.sent = []     # (link, event payload, input payload or None) not yet marked stored
-        self.sent_bytes = 0
-        self.marked = 0    # the gateway's stored-through mark (0: none heard since boot)
+        self.sent = []     # events published, not yet marked stored: one bytes each (below)
 
     def deliver(self, sender, counter, payload):
         """Process one input.  Returns dedup.NEW (an event was emitted: `last` holds its link
@@ -63,7 +62,6 @@ class DaemonHost:
             st["duplicates" if verdict == DUPLICATE else "refused"] += 1
             return verdict
         status, outputs = EV.OK, None
-        self.state = None
         if len(payload) > MAX_INPUT:
             status, outputs = EV.FAILED, [b"input too large"]
         else:
@@ -81,53 +79,38 @@ class DaemonHost:
                 # only the type name: messages differ between ports' error-reporting levels, and
                 # the event must be byte-identical when another board replays this input
                 status, outputs = EV.FAILED, [type(e).__name__.encode()]
-            if status == EV.OK:
-                state = d.snapshot()
-                if len(state) > self.max_state:
-                    d.restore(before)
-                    st["refused"] += 1
-                    return OVER_CAP
-                self.state = state
+            if status == EV.OK and len(d.snapshot()) > self.max_state:
+                d.restore(before)
+                st["refused"] += 1
+                return OVER_CAP
             before = None
         if status == EV.FAILED:
             st["errors"] += 1
         body = EV.encode(sender, counter, payload, status, outputs)  # (deterministic: replays rebuild it)
         link = self.chain.append(body).to_bytes()
         self.last = (link, body)
-        self.keep(link, body, payload)
+        # kept as ONE bytes (a tuple of three costs a board ~100 B more each): link (24) |
+        # len(event payload) u16 LE, _HAS_INPUT set as the input follows | event payload | input
+        n = len(body) | _HAS_INPUT
+        self.sent.append(b"".join((link, bytes((n & 0xFF, n >> 8)), body, payload)))
         self.window.admit(sender, counter)
         st["processed"] += 1
         return NEW
 
     # -- end-to-end acknowledgement (PROTOCOL §11: the `stored` mark) --
 
-    def keep(self, link, body, inp):
-        self.sent.append((link, body, inp))
-        self.sent_bytes += len(link) + len(body) + (len(inp) if inp else 0)
-
     def full(self):
         """No room to keep one more event until the gateway's mark moves."""
-        return len(self.sent) >= MAX_UNMARKED or self.sent_bytes >= MAX_UNMARKED_BYTES
-
-    def mark(self, seq):
-        """The gateway stored this chain through `seq`: forget what it has."""
-        sent = self.sent
         n = 0
-        while n < len(sent) and seq_of(sent[n][0]) <= seq:
-            e = sent[n]
-            self.sent_bytes -= len(e[0]) + len(e[1]) + (len(e[2]) if e[2] else 0)
-            n += 1
-        if n:
-            del sent[:n]
-        if seq > self.marked:
-            self.marked = seq
+        for e in self.sent:
+            n += len(e)
+        return len(self.sent) >= _MAX_UNMARKED or n >= _MAX_UNMARKED_BYTES
 
     # -- persistence (flash records and, later, migration snapshots share this shape) --
 
     def record(self):
         """Everything needed to resume exactly here, as a plain map for canonical CBOR."""
-        state = self.state if self.state is not None else self.daemon.snapshot()
-        self.state = None
+        state = self.daemon.snapshot()
         if len(state) > self.max_state:
             raise F.HostFailure(F.STATE_FAILED, "snapshot of %d bytes exceeds %d" % (len(state), self.max_state))
         rec = {
@@ -167,7 +150,6 @@ class DaemonHost:
         last = rec.get("last")
         if last:
             host.last = (last[0], last[1])
-            host.keep(last[0], last[1], None)  # (all a reboot keeps of what the gateway may lack)
         st = rec.get("stats")
         if isinstance(st, dict):
             for k in host.stats:
@@ -180,9 +162,5 @@ class DaemonHost:
         (what a migration moves: the gateway picks targets with room for it)."""
         return {"origin": self.origin, "kind": self.kind, "epoch": self.epoch,
                 "seq": self.chain.head.sequence, "next": self.chain.next_parent, "size": size,
-                "mark": self.marked, "kept": len(self.sent)}
+                "kept": len(self.sent)}
 
-
-def seq_of(link):
-    """The sequence of a link's 24 bytes (u64 LE at offset 8), without building a CausalLink."""
-    return int.from_bytes(link[8:16], "little")

@@ -35,7 +35,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-STALLED = const(2)  # _process(): an input its host cannot take yet (not processed, not acked)
+_STALLED = const(2)  # _process(): an input its host cannot take yet (not processed, not acked)
 
 # Out of heap, as the node's tasks see it: a MemoryError, or a CancelledError from a wait_for
 # whose helper task ran out of heap (MicroPython's asyncio then cancels the waiting task instead
@@ -46,7 +46,7 @@ MAX_QUEUE_BYTES = const(8192)
 # QoS 0 control frames (the gateway's `stored` marks and gap requests, PROTOCOL §11) waiting for
 # the worker: taken even while deliveries are refused (a stalled host waits for exactly these);
 # beyond this many the gateway sends the next one anyway
-MAX_URGENT = const(4)
+_MAX_URGENT = const(4)
 # A queued input costs ~300 B of heap (frame, topic, tuples, its reader task), so on a small heap
 # the free heap caps the queue before queue_max does: below this, an input is an overflow (the
 # broker redelivers it) rather than a MemoryError in the MQTT reader
@@ -88,7 +88,6 @@ class NodeDriver:
         self.store = RecordStore(cfg.state_dir)
         self.core = NodeCore(cfg, reg)
         self.core.key_loader = self._reload_keys
-        self.ctl = "ne/v1/node/%s/ctl" % cfg.node_id
         self.queue = []
         self.front = []       # inputs a migration handed back (acked already): processed first
         self.urgent = []      # QoS 0 control frames (marks): processed before any queued input
@@ -126,8 +125,9 @@ class NodeDriver:
     def _on_message(self, topic, payload, retained, token):
         q = self.queue
         try:
-            if token is None and topic == self.ctl:  # a mark: never refused, never in the queue
-                if len(self.urgent) < MAX_URGENT:
+            if token is None and topic.endswith("/ctl"):  # a mark: never refused, never in the queue
+                # (QoS 0 on the control topic: only the gateway writes there, only marks are QoS 0)
+                if len(self.urgent) < _MAX_URGENT:
                     self.urgent.append((topic, payload))
                     self.wake.set()
                 return
@@ -226,7 +226,7 @@ class NodeDriver:
                 if token is not None and token[0] != self.client.stats["connects"]:
                     continue  # received on a closed connection: it comes again on this one
                 done = await self._process(topic, payload)
-                if done == STALLED:
+                if done == _STALLED:
                     # its host keeps the most events the gateway has not stored: not taken, not
                     # acked; the rest of this connection is refused (order) and, once a mark
                     # made room, the broker redelivers it all on a fresh connection
@@ -265,7 +265,7 @@ class NodeDriver:
                         self.front[0:0] = ready.requeue
                         ready.requeue = None
                     if ready.stall:
-                        return STALLED
+                        return _STALLED
                     self.store.commit(ready)  # flash first (then it lists none: never processed again) ...
                 # subscriptions before the replies: a migration target's `restored` promises the
                 # broker already routes the daemon's inbox to it (PROTOCOL §16)

@@ -19,7 +19,7 @@ from ..shared import topics as T
 from ..shared import failures as F
 from ..shared.dedup import DUPLICATE, NEW
 from . import MAX_HOSTED, MAX_REC, CorruptRecord, Ready, parse_input, unload
-from .host import OVER_CAP, DaemonHost, seq_of
+from .host import DaemonHost
 
 try:
     from micropython import const
@@ -27,7 +27,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-MAX_WITH_INPUT = const(6144)  # event + input bytes up to which a CHAIN_EVENT carries its input (a frame: 8 KB)
+_OVER_CAP = const(8)  # (host.OVER_CAP: a const, not a global imported into this module's heap)
+_MAX_WITH_INPUT = const(6144)  # event + input bytes up to which a CHAIN_EVENT carries its input (a frame: 8 KB)
 COUNTER_BLOCK = const(1024)  # frame counters reserved on flash per write: strictly increasing across reboots
 NODE_RECORD = "node"
 QUARANTINED = ".bad"  # a record view lists a record set aside as "<name>.bad"
@@ -138,12 +139,9 @@ class NodeCore:
                 if origin not in self.mig:
                     host.hold = None  # (its hold was lifted: the record not yet written)
                 # the events not yet marked stay kept (those the record does not reach are gone:
-                # their inputs come again); the record's own `last` is among them
-                host.sent, host.sent_bytes, host.marked = [], 0, old.marked
+                # their inputs come again)
                 head = host.chain.head.sequence
-                for e in old.sent:
-                    if seq_of(e[0]) <= head:
-                        host.keep(e[0], e[1], e[2])
+                host.sent = [k for k in old.sent if int.from_bytes(k[8:16], "little") <= head]
             except MemoryError:
                 raise
             except Exception as e:  # (cannot happen to a record just written: never loop on it)
@@ -165,7 +163,7 @@ class NodeCore:
         """ev: (link, event payload[, input payload]).  The input rides along (`i`) so the
         gateway can log an input the broker dropped on its way there (PROTOCOL §11)."""
         body = {"o": host.origin, "e": host.epoch, "l": ev[0], "p": ev[1]}
-        if len(ev) > 2 and ev[2] is not None and len(ev[1]) + len(ev[2]) <= MAX_WITH_INPUT:
+        if len(ev) > 2 and ev[2] is not None and len(ev[1]) + len(ev[2]) <= _MAX_WITH_INPUT:
             body["i"] = ev[2]
         return (T.daemon(host.origin, "chain"), self.frame(ready, FR.CHAIN_EVENT, body), 1, False)
 
@@ -223,7 +221,7 @@ class NodeCore:
                     on_input(self, ready, origin, host, mg, payload)
                 elif host is None:
                     err["unknown_topic"] += 1  # (or a late message for a daemon that left)
-                elif self._feed(ready, host, parse_input(payload), topic, 1):
+                elif self._feed(ready, host, parse_input(payload), topic):
                     ready.persist.append(("d%08x" % origin, host.record()))
             elif topic == T.node(self.node_id, "ctl"):
                 self._on_control(ready, payload)
@@ -237,23 +235,23 @@ class NodeCore:
             self.error(ready, F.NAMES.get(e.code, "failed"), topic, e.detail)
         return ready
 
-    def _feed(self, ready, host, inp, where, inbox=0):
+    def _feed(self, ready, host, inp, where):
         """Deliver one [sender, counter, payload]; 1 when it made a chain event (to publish).
         From an inbox, a host whose unmarked events are at their cap takes nothing: the input
         is not processed and not acknowledged (`ready.stall`), so it waits at the broker.
         (A replay the gateway feeds is paced by the gateway: never refused for that.)"""
-        if inbox and (host.full() or host.origin in self.stalled):
+        if where != "replay" and (host.full() or host.origin in self.stalled):
             self.stalled.add(host.origin)
             ready.stall = 1
             return 0
         verdict = host.deliver(inp[0], inp[1], inp[2])
         if verdict == NEW:
-            ready.publish.append(self.chain_frame(ready, host, host.sent[-1]))
+            ready.publish.append(self.chain_frame(ready, host, (host.last[0], host.last[1], inp[2])))
             return 1
         if verdict != DUPLICATE:
             self.errors["refused"] += 1
             self.error(ready, "input_refused", where, "%s for %s/%d" % (
-                "state over its cap" if verdict == OVER_CAP else "verdict %d" % verdict, inp[0], inp[1]))
+                "state over its cap" if verdict == _OVER_CAP else "verdict %d" % verdict, inp[0], inp[1]))
         return 0
 
     def _stored(self, ready, origin, body):
@@ -270,14 +268,27 @@ class NodeCore:
         if epoch != host.epoch:
             self.errors["stale_epoch"] += 1
             return
-        host.mark(seq)
+        sent = host.sent  # (each kept event starts with its link: seq u64 LE at offset 8)
+        n = 0
+        while n < len(sent) and int.from_bytes(sent[n][8:16], "little") <= seq:
+            n += 1
+        if n:
+            del sent[:n]
         if origin in self.stalled and not host.full():
             self.stalled.discard(origin)
         if body.get("resend") is True:
             head = host.chain.head.sequence
-            first = seq_of(host.sent[0][0]) if host.sent else head + 1
-            for e in host.sent:
-                ready.publish.append(self.chain_frame(ready, host, e))
+            last = host.last
+            if not sent and last and int.from_bytes(last[0][8:16], "little") > seq:
+                # after a reboot only the record's newest event is left (its input is not)
+                ready.publish.append(self.chain_frame(ready, host, last))
+                first = head
+            else:
+                first = int.from_bytes(sent[0][8:16], "little") if sent else head + 1
+            for e in sent:  # link | len(payload) u16 LE (0x8000: the input follows) | payload | input
+                k = e[24] | (e[25] << 8)
+                end = 26 + (k & 0x7FFF)
+                ready.publish.append(self.chain_frame(ready, host, (e[:24], e[26:end], e[end:] if k & 0x8000 else None)))
             if first > seq + 1:  # (after the events: the gateway records the gap at the first of them)
                 self.error(ready, "gap_lost", "d%08x" % origin, "seq %d..%d" % (seq + 1, first - 1), 1)
 

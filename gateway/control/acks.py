@@ -30,7 +30,7 @@ from ...shared.chain import SequenceGap
 
 log = logging.getLogger("netedge.gateway")
 
-MARK_EVERY = 8          # stored events of a daemon between two immediate marks (else: at the tick)
+MARK_EVERY = 4          # stored events of a daemon between two immediate marks (else: at the tick)
 RESEND_RETRY_S = 0.5    # a gap request not yet filled is asked again after this
 MAX_GAPS = 1024         # open gaps remembered (one per daemon; bounded like everything else)
 
@@ -83,13 +83,13 @@ class Acknowledger:
     # -- timers and heartbeats --------------------------------------------------------------
 
     def heartbeat(self, acts, node, daemons):
-        """A host's heartbeat lists where each of its daemons stands (`seq`) and the mark it
-        heard (`mark`): a host ahead of the store has events the bus lost; a host behind the
-        stored head missed a mark."""
+        """A host's heartbeat lists where each of its daemons stands (`seq`) and how many
+        events it keeps (`kept`): a host ahead of the store has events the bus lost; one that
+        keeps events the store holds missed a mark (QoS 0)."""
         store = self.core.store
         for rep in daemons:
-            origin, seq, mark = rep.get("origin"), rep.get("seq"), rep.get("mark")
-            if not (type(origin) is int and type(seq) is int and type(mark) is int):
+            origin, seq, kept = rep.get("origin"), rep.get("seq"), rep.get("kept")
+            if not (type(origin) is int and type(seq) is int and type(kept) is int):
                 continue  # (a node without acknowledgement: nothing to do)
             d = store.daemon(origin)
             if d is None or d.host_node != node or d.epoch != rep.get("epoch") or d.status != "active":
@@ -102,7 +102,7 @@ class Acknowledger:
                         continue
                     g = self.gaps[origin] = [None, None, None]
                 self._ask(acts, origin, head, g)
-            elif mark < head:
+            elif kept > 0 and seq <= head:
                 self.mark(acts, origin, head)
 
     def tick(self, acts):

@@ -149,7 +149,7 @@ class SimNode(Endpoint):
     def message(self, topic, payload, retained, token):
         """firmware/main.py NodeDriver._on_message: queue it, or refuse it until a resync."""
         q = self.queue
-        if token is None and topic == "ne/v1/node/%s/ctl" % self.node_id:
+        if token is None and topic.endswith("/ctl"):
             if len(self.urgent) < 4:  # (main.py MAX_URGENT)
                 self.urgent.append((topic, payload))
                 self._wake()
