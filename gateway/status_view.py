@@ -35,7 +35,20 @@ def snapshot(store, now=None):
                         "migrating": phase, "fork_of": lineage_of(store, d.origin),
                         "last_migration": None if last is None else {
                             k: last[k] for k in ("kind", "migration_seq", "source_node", "target_node")}})
-    return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store)}
+    return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store), "store": store_health(store)}
+
+
+def store_health(store):
+    """The gateway's store faults (gateway/service.py): {"failing": the outage going on (its
+    start, error, retries) or None, "last": the last outage that cleared or None}."""
+    import json
+    failing = None
+    try:
+        with open(store.path + ".fault") as f:
+            failing = json.load(f)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {"failing": failing, "last": store.get_state("gateway:store")}
 
 
 def render(snap):
@@ -64,6 +77,16 @@ def render(snap):
                 m["migration_seq"], m["source_node"], m["target_node"]))
     if not snap["daemons"]:
         out.append("  (none)")
+    st = snap.get("store") or {}
+    if st.get("failing"):
+        f = st["failing"]
+        out.append("STORE FAILING for %.1f s: %s (%d retries; nothing is acknowledged until it is stored)" % (
+            time.time() - f["since"], f["error"], f["retries"]))
+    if st.get("last"):
+        s = st["last"]
+        out.append("STORE last outage: %.1f s, %d retries, at %s (%s); %d outages since the gateway started" % (
+            s["seconds"], s["retries"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["at"])), s["error"],
+            s["faults"]))
     if snap["groups"]:
         out.append("GROUPS")
         for g in snap["groups"]:

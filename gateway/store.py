@@ -185,6 +185,8 @@ class Store:
         found = self._db.execute("PRAGMA user_version").fetchone()[0]
         if found > len(MIGRATIONS):
             raise SchemaTooNew(self.path, found, len(MIGRATIONS))
+        if found == len(MIGRATIONS):
+            return  # up to date: no write lock (a reader such as `netedge status` must open a locked store)
         while True:
             with self.transaction():
                 # Re-read under the write lock: another process may have migrated meanwhile.
