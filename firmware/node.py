@@ -27,6 +27,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+_RESEND_MAX = const(8)  # events resent per gap request (their frames wait in one Ready): the gateway asks again
 _OVER_CAP = const(8)  # (host.OVER_CAP: a const, not a global imported into this module's heap)
 _MAX_WITH_INPUT = const(6144)  # event + input bytes up to which a CHAIN_EVENT carries its input (a frame: 8 KB)
 COUNTER_BLOCK = const(1024)  # frame counters reserved on flash per write: strictly increasing across reboots
@@ -285,7 +286,7 @@ class NodeCore:
                 first = head
             else:
                 first = int.from_bytes(sent[0][8:16], "little") if sent else head + 1
-            for e in sent:  # link | len(payload) u16 LE (0x8000: the input follows) | payload | input
+            for e in sent[:_RESEND_MAX]:  # link | len(payload) u16 LE (0x8000: input follows) | payload | input
                 k = e[24] | (e[25] << 8)
                 end = 26 + (k & 0x7FFF)
                 ready.publish.append(self.chain_frame(ready, host, (e[:24], e[26:end], e[end:] if k & 0x8000 else None)))

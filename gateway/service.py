@@ -233,7 +233,7 @@ class GatewayService:
     def _store_fault(self, fault):
         """Write (or, with None, remove) the live store fault beside the database; returns the
         error text the file held."""
-        path = self.cfg.db_path + STORE_FAULT_SUFFIX
+        path = self.store.path + STORE_FAULT_SUFFIX
         try:
             if fault is None:
                 with open(path) as f:

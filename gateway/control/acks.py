@@ -32,6 +32,9 @@ log = logging.getLogger("netedge.gateway")
 
 MARK_EVERY = 4          # stored events of a daemon between two immediate marks (else: at the tick)
 RESEND_RETRY_S = 0.5    # a gap request not yet filled is asked again after this
+# A gap is first asked for this long after it showed: an event overtaken by a later one (a node's
+# retransmission after a reconnect) usually arrives meanwhile, and a resend costs a board's heap
+GAP_WAIT_S = 0.2
 MAX_GAPS = 1024         # open gaps remembered (one per daemon; bounded like everything else)
 
 
@@ -64,7 +67,8 @@ class Acknowledger:
         if g is None:
             if len(self.gaps) >= MAX_GAPS:
                 return False
-            g = self.gaps[origin] = [event, error, None]
+            # (asked at the tick, GAP_WAIT_S from now)
+            g = self.gaps[origin] = [event, error, self.core.clock.now - RESEND_RETRY_S + GAP_WAIT_S]
         elif g[0] is None or event.link.sequence < g[0].link.sequence:
             g[0], g[1] = event, error
         self._ask(acts, origin, head, g)
@@ -106,6 +110,9 @@ class Acknowledger:
                 self.mark(acts, origin, head)
 
     def tick(self, acts):
+        for origin, g in sorted(self.gaps.items()):
+            if g[0] is not None:
+                self._ask(acts, origin, self._head(origin), g)
         for origin in sorted(self.due):
             self.mark(acts, origin, self._head(origin))
         self.due.clear()
