@@ -289,7 +289,7 @@ def main():
     saved = os.environ.get("NETEDGE_MICROPYTHON")
     tmp = tempfile.mkdtemp(prefix="netedge-bench-")
     broker = Mosquitto(os.path.join(tmp, "broker")).start()
-    obs = Observer(broker, "bench")
+    obs = Observer(broker, "bench", marks=True)
     counts = [int(x) for x in args.daemons.split(",")]
     states = [int(x) for x in args.states.split(",") if x.strip()]
     results, per_state, fws = {}, {}, []

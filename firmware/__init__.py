@@ -49,9 +49,10 @@ def parse_input(payload):
 class Ready:
     """What the driver must do, in this order: quarantine (names of damaged records to set
     aside), persist (name, record; None deletes it), then publish (topic, bytes, qos, retain);
-    only then acknowledge the input.  requeue: (topic, INPUT frame) already acknowledged, to be
+    only then acknowledge the input (unless `stall`).  requeue: (topic, INPUT frame) already acknowledged, to be
     processed next, before any other queued input (a migration buffer being released)."""
     quarantine = ()  # (boot only: no list per input)
+    stall = 0        # an inbox input not taken (its host's unmarked events at their cap): not acked
 
     def __init__(self):
         self.persist = []

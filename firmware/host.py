@@ -21,6 +21,15 @@ except ImportError:  # CPython
 MAX_SNAPSHOT = const(4096)   # daemon state bytes: must fit a board's RAM and a few MQTT chunks
 MAX_INPUT = const(2048)      # input payload bytes accepted into a daemon
 RECORD_VERSION = const(1)
+# Chain events the gateway has not yet said it stored (its `stored` mark, PROTOCOL §11), kept
+# to resend on its gap request: a broker drops QoS 1 messages silently at a full session queue.
+# At either cap the host takes no further input (they wait at the broker) until the mark moves.
+# (underscored: a const() name without one is a module global too, and a board pays heap for it)
+_MAX_UNMARKED = const(16)
+_MAX_UNMARKED_BYTES = const(1536)  # link + event payload + input payload of the kept events
+_HAS_INPUT = const(0x8000)  # in a kept event's 2-byte length of its payload: the input follows
+OVER_CAP = const(8)  # deliver() verdict: the input would take the state over max_state: refused,
+#                      nothing changed (no event, the window does not admit it, the state restored)
 
 
 class DaemonHost:
@@ -37,6 +46,7 @@ class DaemonHost:
         self.hold = None  # migration id while frozen (source) or held (target): on flash, so a
         #                   reboot comes back holding, never processing (PROTOCOL §16)
         self.stats = {"processed": 0, "errors": 0, "duplicates": 0, "refused": 0}
+        self.sent = []     # events published, not yet marked stored: one bytes each (below)
 
     def deliver(self, sender, counter, payload):
         """Process one input.  Returns dedup.NEW (an event was emitted: `last` holds its link
@@ -55,8 +65,12 @@ class DaemonHost:
         if len(payload) > MAX_INPUT:
             status, outputs = EV.FAILED, [b"input too large"]
         else:
+            d = self.daemon
+            # the cap is checked BEFORE anything moves: the state as it was, to put back if the
+            # new one is over the cap (RAM must never be ahead of what flash can hold)
+            before = d.snapshot()
             try:
-                outputs = self.daemon.process(InputEvent(payload, sender, counter, self.chain.head.sequence + 1))
+                outputs = d.process(InputEvent(payload, sender, counter, self.chain.head.sequence + 1))
                 if not isinstance(outputs, list) or any(not isinstance(o, bytes) for o in outputs):
                     raise TypeError("process() must return a list of bytes")
             except MemoryError:
@@ -65,13 +79,32 @@ class DaemonHost:
                 # only the type name: messages differ between ports' error-reporting levels, and
                 # the event must be byte-identical when another board replays this input
                 status, outputs = EV.FAILED, [type(e).__name__.encode()]
+            if status == EV.OK and len(d.snapshot()) > self.max_state:
+                d.restore(before)
+                st["refused"] += 1
+                return OVER_CAP
+            before = None
         if status == EV.FAILED:
             st["errors"] += 1
         body = EV.encode(sender, counter, payload, status, outputs)  # (deterministic: replays rebuild it)
-        self.last = (self.chain.append(body).to_bytes(), body)
+        link = self.chain.append(body).to_bytes()
+        self.last = (link, body)
+        # kept as ONE bytes (a tuple of three costs a board ~100 B more each): link (24) |
+        # len(event payload) u16 LE, _HAS_INPUT set as the input follows | event payload | input
+        n = len(body) | _HAS_INPUT
+        self.sent.append(b"".join((link, bytes((n & 0xFF, n >> 8)), body, payload)))
         self.window.admit(sender, counter)
         st["processed"] += 1
         return NEW
+
+    # -- end-to-end acknowledgement (PROTOCOL §11: the `stored` mark) --
+
+    def full(self):
+        """No room to keep one more event until the gateway's mark moves."""
+        n = 0
+        for e in self.sent:
+            n += len(e)
+        return len(self.sent) >= _MAX_UNMARKED or n >= _MAX_UNMARKED_BYTES
 
     # -- persistence (flash records and, later, migration snapshots share this shape) --
 
@@ -128,4 +161,6 @@ class DaemonHost:
         """For heartbeats: where this daemon's chain stands, and its record's size on flash
         (what a migration moves: the gateway picks targets with room for it)."""
         return {"origin": self.origin, "kind": self.kind, "epoch": self.epoch,
-                "seq": self.chain.head.sequence, "next": self.chain.next_parent, "size": size}
+                "seq": self.chain.head.sequence, "next": self.chain.next_parent, "size": size,
+                "kept": len(self.sent)}
+

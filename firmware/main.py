@@ -35,6 +35,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+_STALLED = const(2)  # _process(): an input its host cannot take yet (not processed, not acked)
+
 # Out of heap, as the node's tasks see it: a MemoryError, or a CancelledError from a wait_for
 # whose helper task ran out of heap (MicroPython's asyncio then cancels the waiting task instead
 # of reporting; nothing else cancels these tasks, and the MQTT client itself uses no wait_for)
@@ -45,6 +47,10 @@ MAX_QUEUE_BYTES = const(8192)
 # 50 B: a 32-byte node id) and packet id.  The shipped broker config caps payloads at MAX_FRAME
 # (docs/examples/mosquitto.conf), below this; a larger message is refused (reported, acked).
 MAX_PACKET = const(8192 + 64)
+# QoS 0 control frames (the gateway's `stored` marks and gap requests, PROTOCOL §11) waiting for
+# the worker: taken even while deliveries are refused (a stalled host waits for exactly these);
+# beyond this many the gateway sends the next one anyway
+_MAX_URGENT = const(4)
 # A queued input costs ~300 B of heap (frame, topic, tuples, its reader task), so on a small heap
 # the free heap caps the queue before queue_max does: below this, an input is an overflow (the
 # broker redelivers it) rather than a MemoryError in the MQTT reader
@@ -88,6 +94,7 @@ class NodeDriver:
         self.core.key_loader = self._reload_keys
         self.queue = []
         self.front = []       # inputs a migration handed back (acked already): processed first
+        self.urgent = []      # QoS 0 control frames (marks): processed before any queued input
         self.queue_bytes = 0
         self.wake = asyncio.Event()
         self.subscribed = set()
@@ -125,6 +132,12 @@ class NodeDriver:
             asyncio.create_task(self._refuse(topic, payload, token))
             return
         try:
+            if token is None and topic.endswith("/ctl"):  # a mark: never refused, never in the queue
+                # (QoS 0 on the control topic: only the gateway writes there, only marks are QoS 0)
+                if len(self.urgent) < _MAX_URGENT:
+                    self.urgent.append((topic, payload))
+                    self.wake.set()
+                return
             if token is not None and q and q[0][2] is not None and q[0][2][0] != token[0]:
                 # a new connection: what is still queued from the old one is being redelivered
                 self.queue = q = [it for it in q if it[2] is None or it[2][0] == token[0]]
@@ -210,15 +223,20 @@ class NodeDriver:
                     except _SHORT:
                         await asyncio.sleep(0.2)  # (the heap frees as QoS 1 acks come in)
                         continue
+                if self.urgent:  # (QoS 0: nothing to acknowledge; may end a stall)
+                    topic, payload = self.urgent.pop(0)
+                    await self._process(topic, payload)
+                    continue
                 if self.front:  # (outside the queue and its caps: the broker has forgotten them)
                     topic, payload = self.front[0]
-                    if await self._process(topic, payload):
+                    if await self._process(topic, payload) is True:
                         self.front.pop(0)
-                    else:  # out of memory (reported): again later; the input window drops a repeat
-                        await asyncio.sleep(0.2)
+                    else:  # out of memory (reported), or its host stalled until the next mark:
+                        await asyncio.sleep(0.2)  # again later; the input window drops a repeat
                     continue
                 if not self.queue:
-                    if self.resync:  # drained after an overflow: fetch what was not acked
+                    if self.resync and not self.core.stalled:  # drained after an overflow or a stall
+                        # (once the gateway's mark made room): fetch what was not acked
                         # (refuse the rest of this connection's deliveries until it is gone: taking
                         # later inputs before the refused ones come back would reorder them)
                         self.resync = False
@@ -232,7 +250,13 @@ class NodeDriver:
                 self.queue_bytes -= len(payload)
                 if token is not None and token[0] != self.client.stats["connects"]:
                     continue  # received on a closed connection: it comes again on this one
-                if await self._process(topic, payload):
+                done = await self._process(topic, payload)
+                if done == _STALLED:
+                    # its host keeps the most events the gateway has not stored: not taken, not
+                    # acked; the rest of this connection is refused (order) and, once a mark
+                    # made room, the broker redelivers it all on a fresh connection
+                    self.resync = True
+                elif done:
                     await self.client.ack(token)  # only now may the broker forget the input
                 else:
                     # Out of memory twice: reported, NOT acked, and as after an overflow every input
@@ -265,6 +289,8 @@ class NodeDriver:
                     if ready.requeue:  # taken at once: a retry of this message would not return them
                         self.front[0:0] = ready.requeue
                         ready.requeue = None
+                    if ready.stall:
+                        return _STALLED
                     self.store.commit(ready)  # flash first (then it lists none: never processed again) ...
                 # subscriptions before the replies: a migration target's `restored` promises the
                 # broker already routes the daemon's inbox to it (PROTOCOL §16)

@@ -27,6 +27,9 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+_RESEND_MAX = const(8)  # events resent per gap request (their frames wait in one Ready): the gateway asks again
+_OVER_CAP = const(8)  # (host.OVER_CAP: a const, not a global imported into this module's heap)
+_MAX_WITH_INPUT = const(6144)  # event + input bytes up to which a CHAIN_EVENT carries its input (a frame: 8 KB)
 COUNTER_BLOCK = const(1024)  # frame counters reserved on flash per write: strictly increasing across reboots
 NODE_RECORD = "node"
 QUARANTINED = ".bad"  # a record view lists a record set aside as "<name>.bad"
@@ -52,6 +55,8 @@ class NodeCore:
         self.key_loader = None  # driver hook: re-read key slots provisioned over USB since boot
         self.boot_id = 0
         self.now = 0            # the driver's clock (seconds) at the message being handled
+        self.stalled = set()    # origins whose kept events are at their cap: their inputs wait at the
+        #                         broker (the driver refuses them) until the gateway's mark moves
 
     # -- boot --
 
@@ -126,11 +131,18 @@ class NodeCore:
         self.records = records
         for origin in list(self.hosts):
             name = "d%08x" % origin
+            old = self.hosts[origin]
             try:
                 if self.load(name) is None:
                     self.hosts.pop(origin)
-                elif origin not in self.mig:
-                    self.hosts[origin].hold = None  # (its hold was lifted: the record not yet written)
+                    continue
+                host = self.hosts[origin]
+                if origin not in self.mig:
+                    host.hold = None  # (its hold was lifted: the record not yet written)
+                # the events not yet marked stay kept (those the record does not reach are gone:
+                # their inputs come again)
+                head = host.chain.head.sequence
+                host.sent = [k for k in old.sent if int.from_bytes(k[8:16], "little") <= head]
             except MemoryError:
                 raise
             except Exception as e:  # (cannot happen to a record just written: never loop on it)
@@ -148,9 +160,13 @@ class NodeCore:
             self.counter += 1
             return FR.encode(ftype, self.node_id, self.counter, body)
 
-    def chain_frame(self, ready, host, last):
-        data = self.frame(ready, FR.CHAIN_EVENT, {"o": host.origin, "e": host.epoch, "l": last[0], "p": last[1]})
-        return (T.daemon(host.origin, "chain"), data, 1, False)
+    def chain_frame(self, ready, host, ev):
+        """ev: (link, event payload[, input payload]).  The input rides along (`i`) so the
+        gateway can log an input the broker dropped on its way there (PROTOCOL §11)."""
+        body = {"o": host.origin, "e": host.epoch, "l": ev[0], "p": ev[1]}
+        if len(ev) > 2 and ev[2] is not None and len(ev[1]) + len(ev[2]) <= _MAX_WITH_INPUT:
+            body["i"] = ev[2]
+        return (T.daemon(host.origin, "chain"), self.frame(ready, FR.CHAIN_EVENT, body), 1, False)
 
     def error(self, ready, code, where, detail, qos=0):
         """Report a problem on the node's error topic.  QoS 0 for bad input (reports must never
@@ -221,15 +237,61 @@ class NodeCore:
         return ready
 
     def _feed(self, ready, host, inp, where):
-        """Deliver one [sender, counter, payload]; 1 when it made a chain event (to publish)."""
+        """Deliver one [sender, counter, payload]; 1 when it made a chain event (to publish).
+        From an inbox, a host whose unmarked events are at their cap takes nothing: the input
+        is not processed and not acknowledged (`ready.stall`), so it waits at the broker.
+        (A replay the gateway feeds is paced by the gateway: never refused for that.)"""
+        if where != "replay" and (host.full() or host.origin in self.stalled):
+            self.stalled.add(host.origin)
+            ready.stall = 1
+            return 0
         verdict = host.deliver(inp[0], inp[1], inp[2])
         if verdict == NEW:
-            ready.publish.append(self.chain_frame(ready, host, host.last))
+            ready.publish.append(self.chain_frame(ready, host, (host.last[0], host.last[1], inp[2])))
             return 1
         if verdict != DUPLICATE:
             self.errors["refused"] += 1
-            self.error(ready, "input_refused", where, "verdict %d for %s/%d" % (verdict, inp[0], inp[1]))
+            self.error(ready, "input_refused", where, "%s for %s/%d" % (
+                "state over its cap" if verdict == _OVER_CAP else "verdict %d" % verdict, inp[0], inp[1]))
         return 0
+
+    def _stored(self, ready, origin, body):
+        """The gateway's stored-through mark: it holds this chain through `seq` (forget those);
+        with `resend`, it lacks what follows: publish every kept event after `seq`, and say
+        which ones are gone (a reboot keeps only the newest event) so it records the gap.
+        Only at the host's current epoch: a deposed host's gateway view is not this one's."""
+        seq, epoch = body.get("seq"), body.get("epoch")
+        if not (isinstance(origin, int) and type(seq) is int and type(epoch) is int):
+            raise FR.MalformedFrame("stored needs origin, epoch, seq: int")
+        host = self.hosts.get(origin)
+        if host is None:
+            return
+        if epoch != host.epoch:
+            self.errors["stale_epoch"] += 1
+            return
+        sent = host.sent  # (each kept event starts with its link: seq u64 LE at offset 8)
+        n = 0
+        while n < len(sent) and int.from_bytes(sent[n][8:16], "little") <= seq:
+            n += 1
+        if n:
+            del sent[:n]
+        if origin in self.stalled and not host.full():
+            self.stalled.discard(origin)
+        if body.get("resend") is True:
+            head = host.chain.head.sequence
+            last = host.last
+            if not sent and last and int.from_bytes(last[0][8:16], "little") > seq:
+                # after a reboot only the record's newest event is left (its input is not)
+                ready.publish.append(self.chain_frame(ready, host, last))
+                first = head
+            else:
+                first = int.from_bytes(sent[0][8:16], "little") if sent else head + 1
+            for e in sent[:_RESEND_MAX]:  # link | len(payload) u16 LE (0x8000: input follows) | payload | input
+                k = e[24] | (e[25] << 8)
+                end = 26 + (k & 0x7FFF)
+                ready.publish.append(self.chain_frame(ready, host, (e[:24], e[26:end], e[end:] if k & 0x8000 else None)))
+            if first > seq + 1:  # (after the events: the gateway records the gap at the first of them)
+                self.error(ready, "gap_lost", "d%08x" % origin, "seq %d..%d" % (seq + 1, first - 1), 1)
 
     # -- control (gateway -> node) --
 
@@ -247,6 +309,8 @@ class NodeCore:
             if not (isinstance(origin, int) and isinstance(kind, str) and isinstance(epoch, int) and epoch > 0):
                 raise FR.MalformedFrame("activate needs origin:int, kind:text, epoch:int>0")
             self._activate(ready, kind, origin, epoch)
+        elif cmd == "stored":
+            self._stored(ready, origin, body)
         elif cmd == "snap":  # a group's sync of its active: answered without loading migrate.py
             self._snap(ready, origin, body)
         elif cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume", "keep", "promote", "feed",
@@ -261,6 +325,7 @@ class NodeCore:
             if not isinstance(origin, int):
                 raise FR.MalformedFrame("stop needs origin:int")
             self.mig.pop(origin, None)
+            self.stalled.discard(origin)
             if self.standby.pop(origin, None) is not None:  # (a standby copy leaves with it)
                 ready.persist.append(("s%08x" % origin, None))
             if self.hosts.pop(origin, None) is not None:

@@ -4,6 +4,7 @@ One thread runs the MQTT loop, the core and the timers (no locks in the protocol
 provisioning (mpremote over USB) runs in a worker thread and reports back through a queue.
 Messages are acknowledged (manual ack) only after the core has stored them.
 """
+import json
 import logging
 import os
 import queue
@@ -20,12 +21,18 @@ import paho.mqtt.client as paho
 from ..shared import topics as T
 from . import driver
 from .control.core import GatewayCore
+from .control.state import StoreOutage
 from .keystore import Keystore
-from .store import Store
+from .store import STORE_FAULT_SUFFIX, STORE_OUTAGE_KEY, Store
 
 log = logging.getLogger("netedge.gateway")
 TICK_S = 0.05
 REDIAL_MIN_S, REDIAL_MAX_S = 0.2, 5.0  # backoff between attempts to reach a lost broker
+# A message whose writes did not commit (database locked past its busy timeout, disk full) is
+# retried in place after this backoff, doubling, instead of dropping the connection (a reconnect
+# storm: every unacknowledged message would come again at once).  Under the broker's keepalive
+# allowance (1.5 x 10 s) for the whole outage; a longer one costs a reconnection, nothing more.
+STORE_RETRY_MIN_S, STORE_RETRY_MAX_S = 0.05, 2.0
 
 
 def core_sources():
@@ -183,12 +190,59 @@ class GatewayService:
         # traceback and we keep serving (invariant 5).
         out = self._run(self.core.on_message, topic, msg.payload, time.monotonic()) if topic is not None else None
         if out is not None and not out.ack:
-            # not stored: the broker must keep it.  Unacknowledged, it comes again on the next
-            # connection of our persistent session: drop this one (step() dials again)
+            out = self._store_retry(topic, msg.payload, out)
+        if out is not None and not out.ack:
+            # not stored and stopping: the broker must keep it.  Unacknowledged, it comes again on
+            # the next connection of our persistent session
             client.disconnect()
             return
         if msg.qos:
             client.ack(msg.mid, msg.qos)  # stored (or rejected) first: only now may the broker forget it
+
+    def _store_retry(self, topic, payload, out):
+        """The store refused this message's writes: not acknowledged (the broker keeps it), the
+        same message again after a doubling backoff until it is stored, in order (the next
+        messages wait in the socket).  The outage is counted (`store_faults`), shown by `netedge
+        status` and the status page (a file beside the database while it lasts, then the store),
+        and the gateway is deaf meanwhile: no heartbeat deadline blames a node for it."""
+        t0, delay, tries = time.time(), STORE_RETRY_MIN_S, 0
+        self.core.counters["store_faults"] += 1
+        self.core.broker_lost()  # (blind: see GatewayCore.broker_lost; broker_back ends it)
+        while not out.ack and not self.stopping.is_set():
+            tries += 1
+            self._store_fault({"since": t0, "error": "%s: %s" % (type(out.error).__name__, out.error),
+                               "retries": tries, "faults": self.core.counters["store_faults"]})
+            time.sleep(delay)
+            delay = min(delay * 2, STORE_RETRY_MAX_S)
+            out = self._run(self.core.on_message, topic, payload, time.monotonic())
+        if out.ack:
+            outage = {"at": t0, "seconds": round(time.time() - t0, 3), "retries": tries,
+                      "faults": self.core.counters["store_faults"], "error": self._store_fault(None)}
+            log.warning("store writable again after %.1f s and %d retries: the message is stored", outage["seconds"],
+                        tries)
+            self._run(self.core.broker_back, time.monotonic())
+            try:
+                with self.store.transaction():
+                    self.store.save_state(STORE_OUTAGE_KEY, StoreOutage(**outage))
+            except sqlite3.Error:
+                pass  # (shown again at the next outage; the counter has it)
+        return out
+
+    def _store_fault(self, fault):
+        """Write (or, with None, remove) the live store fault beside the database; returns the
+        error text the file held."""
+        path = self.store.path + STORE_FAULT_SUFFIX
+        try:
+            if fault is None:
+                with open(path) as f:
+                    was = json.load(f).get("error")
+                os.remove(path)
+                return was
+            with open(path + ".new", "w") as f:
+                json.dump(fault, f)
+            os.replace(path + ".new", path)
+        except (OSError, ValueError):
+            return None
 
     def _publish(self, item):
         topic, data, qos, retain = item

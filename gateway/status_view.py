@@ -5,11 +5,14 @@ show; and its text rendering.  Read-only: it never writes the store.
     snap = snapshot(store)          # {"nodes": [...], "daemons": [...], "groups": [...]}
     print("\\n".join(render(snap)))  # the lines `netedge status` prints
 """
+import json
 import time
 
 from .control.fork import lineage_of
 from .control.migration import status_of as migration_status
 from .control.standby import groups_of
+from .control.state import StoreOutage
+from .store import STORE_FAULT_SUFFIX, STORE_OUTAGE_KEY
 
 # a daemon that has no chain event yet: the assessment of an empty log
 EMPTY_CONTINUITY = {"kind": "Continuous", "genesis_hash": 0, "head_seq": 0, "head_hash": 0}
@@ -39,7 +42,19 @@ def snapshot(store, now=None):
                         "migrating": phase, "fork_of": _obj(lineage_of(store, d.origin)),
                         "last_migration": None if last is None else {
                             k: getattr(last, k) for k in ("kind", "migration_seq", "source_node", "target_node")}})
-    return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store)}
+    return {"nodes": nodes, "daemons": daemons, "groups": groups_of(store), "store": store_health(store)}
+
+
+def store_health(store):
+    """The gateway's store faults (gateway/service.py): {"failing": the outage going on (its
+    start, error, retries) or None, "last": the last outage that cleared or None}."""
+    failing = None
+    try:
+        with open(store.path + STORE_FAULT_SUFFIX) as f:
+            failing = json.load(f)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {"failing": failing, "last": _obj(store.load_state(StoreOutage, STORE_OUTAGE_KEY))}
 
 
 def render(snap):
@@ -68,6 +83,16 @@ def render(snap):
                 m["migration_seq"], m["source_node"], m["target_node"]))
     if not snap["daemons"]:
         out.append("  (none)")
+    st = snap.get("store") or {}
+    if st.get("failing"):
+        f = st["failing"]
+        out.append("STORE FAILING for %.1f s: %s (%d retries; nothing is acknowledged until it is stored)" % (
+            time.time() - f["since"], f["error"], f["retries"]))
+    if st.get("last"):
+        s = st["last"]
+        out.append("STORE last outage: %.1f s, %d retries, at %s (%s); %d outages since the gateway started" % (
+            s["seconds"], s["retries"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["at"])), s["error"],
+            s["faults"]))
     if snap["groups"]:
         out.append("GROUPS")
         for g in snap["groups"]:

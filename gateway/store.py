@@ -62,6 +62,11 @@ NODE_STATUSES = ("online", "offline", "suspect")
 RECORD_KINDS = ("discontinuity", "fork")  # checked in Python: extending it needs no table rebuild
 CHUNK = 512  # rows fetched per lock hold by the streaming generators
 BUSY_TIMEOUT_S = 5.0
+# The gateway's store outages (gateway/service.py retries a message whose writes did not commit):
+# the one going on is a JSON file beside the database (the database may be what fails), the last
+# one that cleared a StoreOutage state record under this key; the status read model shows both.
+STORE_FAULT_SUFFIX = ".fault"
+STORE_OUTAGE_KEY = "store"
 
 # Ordered migration steps; step i brings the schema from version i to i + 1, in one transaction.
 # Never edit a released step: append a new one.
@@ -206,6 +211,8 @@ class Store:
         found = self._db.execute("PRAGMA user_version").fetchone()[0]
         if found > len(MIGRATIONS):
             raise SchemaTooNew(self.path, found, len(MIGRATIONS))
+        if found == len(MIGRATIONS):
+            return  # up to date: no write lock (a reader such as `netedge status` must open a locked store)
         while True:
             with self.transaction():
                 # Re-read under the write lock: another process may have migrated meanwhile.

@@ -19,9 +19,9 @@ def Stream(obs, origin, first, n, rate=200):
 
 class Cluster:
     def __init__(self, tmp_path, firmware, names, configured=None, extra=None, http=None, heap=None,
-                 deadline_ms=1500, gateway=None, romfs=None, persistence=False):
+                 deadline_ms=1500, gateway=None, romfs=None, persistence=False, broker_conf=""):
         tmp_path = pathlib.Path(tmp_path)
-        self.broker = Mosquitto(tmp_path / "broker", persistence=persistence).start()
+        self.broker = Mosquitto(tmp_path / "broker", persistence=persistence, extra_conf=broker_conf).start()
         self.nodes = {n: NodeProc(firmware, tmp_path / "boards", n, self.broker, extra=(extra or {}).get(n),
                                   romfs=romfs, **({"heap": heap} if heap else {}))
                       for n in names}

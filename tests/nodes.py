@@ -47,11 +47,19 @@ class NodeProc(VirtualBoard):
         return os.path.join(self.dir, "state", "d%08x.rec" % daemon_origin(name))
 
 
+MARK_EVERY = 4  # as the gateway (gateway/control/acks.py)
+
+
 class Observer:
     """A paho client that publishes inputs and records every netedge frame it sees."""
 
-    def __init__(self, broker, client_id="observer", username=None, password=None):
+    def __init__(self, broker, client_id="observer", username=None, password=None, marks=False):
+        """marks: for nodes that run without a gateway, this observer plays the gateway's part of
+        the end-to-end acknowledgement (PROTOCOL §11): every MARK_EVERY contiguous chain events it has
+        received, the `stored` mark to their host (else a host stops taking inputs once it keeps
+        16 unmarked events).  Never beside a real gateway: that mark is the gateway's promise."""
         self.lock = threading.Condition()
+        self.marks = {} if marks else None  # origin -> highest contiguous seq received
         self.chain = {}          # origin -> list of (epoch, CausalLink, payload) in arrival order
         self.heads = {}          # origin -> highest sequence seen (head_seq without a scan)
         self.frames = []         # (topic, Frame or exception)
@@ -92,13 +100,36 @@ class Observer:
                 link = CausalLink.from_bytes(b["l"])
                 self.chain.setdefault(b["o"], []).append((b["e"], link, b["p"]))
                 self.heads[b["o"]] = max(self.heads.get(b["o"], 0), link.sequence)
+                if self.marks is not None:
+                    self._mark(f.sender, b["o"], b["e"], link.sequence)
             elif f.type == FR.STATUS:
                 self.status[parts[3]] = f.body()
             elif f.type == FR.HEARTBEAT:
-                self.heartbeats[parts[3]] = f.body()
+                self.heartbeats[parts[3]] = hb = f.body()
+                if self.marks is not None:  # a mark the node missed (QoS 0): again
+                    for d in hb.get("daemons", []):
+                        have = self.marks.get(d["origin"], 0)
+                        if d.get("kept") and d["seq"] <= have:
+                            self._send_mark(parts[3], d["origin"], d["epoch"], have)
             elif f.type == FR.ERROR:
                 self.errors.append((parts[3], f.body()))
             self.lock.notify_all()
+
+    def _mark(self, node, origin, epoch, seq):
+        have = self.marks.get(origin, 0)
+        if seq <= have or seq > have + 1:
+            if seq > have + 1 and have == 0:  # (a chain that started before we listened)
+                self.marks[origin] = seq
+            return
+        self.marks[origin] = seq
+        if seq % MARK_EVERY == 0:
+            self._send_mark(node, origin, epoch, seq)
+
+    def _send_mark(self, node, origin, epoch, seq):
+        # (its own sender and counter: inputs count on self.counter in another thread)
+        self.mark_counter = getattr(self, "mark_counter", 0) + 1
+        body = {"cmd": "stored", "origin": origin, "epoch": epoch, "seq": seq}
+        self.c.publish(T.node(node, "ctl"), FR.encode(FR.CONTROL, "observer-gw", self.mark_counter, body), qos=0)
 
     def wait(self, cond, timeout, what):
         deadline = time.monotonic() + timeout

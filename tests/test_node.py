@@ -24,7 +24,7 @@ def broker(tmp_path):
 
 @pytest.fixture
 def observer(broker):
-    o = Observer(broker)
+    o = Observer(broker, marks=True)
     yield o
     o.close()
 

@@ -191,3 +191,75 @@ def test_the_core_and_what_it_loads_do_no_io(name):
     io = {m for m in found if m.split(".")[0] in NO_IO}
     driver = {m for m in found if m.startswith(".") and m.lstrip(".") in NO_DRIVER}
     assert not io and not driver, (name, io | driver)
+
+
+def _send(core, i, payload, now=0):
+    return core.on_message(T.daemon(O, "in"), FR.encode(FR.INPUT, "client", i, {"p": payload}), now)
+
+
+def _mark(core, seq, resend=False, epoch=1):
+    body = {"cmd": "stored", "origin": O, "epoch": epoch, "seq": seq}
+    if resend:
+        body["resend"] = True
+    return core.on_message(T.node("c1", "ctl"), FR.encode(FR.CONTROL, "gw1", seq + 1, body), 0)
+
+
+def test_over_cap_state_is_refused_before_anything_changes(tmp_path):
+    """Caps before effects: an input that would take the state over max_state is refused with the
+    state restored, no event, nothing persisted, the window not admitting it; flash, RAM and a
+    reboot agree."""
+    from netedge.firmware.host import DaemonHost
+    store = RecordStore(str(tmp_path / "state"))
+    saved = DaemonHost.max_state
+    DaemonHost.max_state = 5  # the counter's state is b"total,count": b"999,1" fits, b"1000,2" does not
+    try:
+        core = _core()
+        store.commit(core.boot(store, 1))
+        store.commit(_send(core, 1, b"999"))
+        host = core.hosts[O]
+        before = store.load("d%08x" % O)
+        r = _send(core, 2, b"1")
+        assert r.persist == [] and not r.stall and _codes(r) == ["input_refused"]
+        assert "state over its cap" in FR.decode(r.publish[0][1]).body()["detail"]
+        assert not [p for p in r.publish if p[0].endswith("/chain")]
+        assert host.chain.head.sequence == 1 and host.daemon.snapshot() == b"999,1"
+        assert host.window.check("client", 2) == 0  # (NEW: never admitted, a redelivery is refused again)
+        store.commit(r)
+        assert store.load("d%08x" % O) == before
+        rebooted = _core()
+        store.commit(rebooted.boot(store, 2))
+        assert rebooted.hosts[O].chain.head.sequence == 1 and rebooted.hosts[O].daemon.snapshot() == b"999,1"
+        store.commit(_send(core, 3, b"-9"))  # a smaller state still goes on the chain
+        assert host.chain.head.sequence == 2 and host.daemon.snapshot() == b"990,2"
+    finally:
+        DaemonHost.max_state = saved
+
+
+def test_unmarked_events_are_kept_resent_and_cap_the_inputs(tmp_path):
+    """The host keeps what the gateway has not marked stored; at 16 it takes no input (stall, not
+    acknowledged); a mark frees them; a gap request resends them with their inputs; after a
+    reboot only the newest event is left, and the rest is reported gap_lost."""
+    store = RecordStore(str(tmp_path / "state"))
+    core = _core()
+    store.commit(core.boot(store, 1))
+    for i in range(1, 17):
+        store.commit(_input(core, i))
+    host = core.hosts[O]
+    assert len(host.sent) == 16 and host.full()
+    r = _input(core, 17)
+    assert r.stall and r.persist == [] and r.publish == [] and host.chain.head.sequence == 16
+    r = _mark(core, 10)
+    assert len(host.sent) == 6 and O not in core.stalled and r.publish == []
+    assert not _input(core, 17).stall and host.chain.head.sequence == 17
+    r = _mark(core, 12, resend=True)  # the gateway lacks 13..17: at most 8 per request, with inputs
+    chain = [FR.decode(p[1]).body() for p in r.publish if p[0].endswith("/chain")]
+    assert [int.from_bytes(b["l"][8:16], "little") for b in chain] == [13, 14, 15, 16, 17]
+    assert [b["i"] for b in chain] == [b"13", b"14", b"15", b"16", b"17"] and _codes(r) == []
+    assert _mark(core, 1, epoch=2).publish == [] and core.errors["stale_epoch"] == 1 and len(host.sent) == 5
+    store.commit(_input(core, 18))
+    rebooted = _core()
+    store.commit(rebooted.boot(store, 2))
+    r = _mark(rebooted, 12, resend=True)
+    chain = [FR.decode(p[1]).body() for p in r.publish if p[0].endswith("/chain")]
+    assert [int.from_bytes(b["l"][8:16], "little") for b in chain] == [18] and "i" not in chain[0]
+    assert _codes(r) == ["gap_lost"] and "seq 13..17" in FR.decode(r.publish[-1][1]).body()["detail"]

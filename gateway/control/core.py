@@ -11,9 +11,12 @@ from ...shared import frame as FR
 from ...shared import topics as T
 from ...shared.errors import NetedgeError
 from ...shared.chain import ChainError
-from ...shared.link import CausalLink
+from ...shared.errors import DecodeError
+from ...shared.event_decode import decode as event_decode
+from ...shared.link import CausalLink, h8
 from ...shared.log import ChainEvent, Duplicate
 from ..rows import ConflictingEvent, ConflictingInput, StoreError
+from .acks import Acknowledger
 from .records import RecordIssuer
 from .clock import ControlClock, FrameCounter
 from .state import NodeBoot
@@ -86,8 +89,10 @@ class GatewayCore:
         self.dirty = set()        # origins whose retained status must be republished
         self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
                          "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0,
-                         "records": 0, "inputs_pruned": 0, "internal_errors": 0}  # (the driver counts the last one: see service.py)
+                         "records": 0, "inputs_pruned": 0, "internal_errors": 0,
+                         "gap_requests": 0, "inputs_from_events": 0, "store_faults": 0}  # (the driver counts the last one: see service.py)
         self.records = RecordIssuer(store, keystore, clock=wall)  # signed discontinuity records (gateway/records.py)
+        self.acks = Acknowledger(self)  # stored-through marks to the hosts, gap repair (control/acks.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped
         self.routes = Routes()    # operation id / key push tag -> the orchestrator that answers it
         self.provisionable = None  # node -> bool: the driver can push key slots to it (None: unknown)
@@ -209,6 +214,7 @@ class GatewayCore:
                 log.info("node online node=%s board=%s heap=%s", node, body.get("board"), body.get("heap"))
             self._check_deploys(acts, node, body, now)
             self.standby.on_heartbeat(acts, node, body, now)
+            self.acks.heartbeat(acts, node, daemons)
         elif leaf == "err":
             f, body = self._decode_node(node, payload, FR.ERROR)
             _check_body(isinstance(body.get("code"), str), "ERROR needs 'code': a name")
@@ -218,6 +224,8 @@ class GatewayCore:
                         body.get("detail"))
             if body["code"] == "corruption":
                 self._on_corruption(acts, node, body.get("at"))
+            elif body["code"] == "gap_lost":
+                self._on_gap_lost(acts, node, body.get("at"))
         elif leaf == "mig":
             f, body = self._decode_node(node, payload, FR.MIGRATION)
             _check_body(isinstance(body.get("op"), str) and _is_int(body.get("m")) and _is_int(body.get("o")),
@@ -324,6 +332,7 @@ class GatewayCore:
                     log.warning("node suspect node=%s silent_for=%.0fms", node, (now - seen) * 1000)
                     self.standby.on_node_down(acts, node, "silent for %.0f ms" % ((now - seen) * 1000))
         self._retry_deploys(acts, now)
+        self.acks.tick(acts)
         self.migrations.tick(acts)
         self.standby.tick(acts)
         self.forks.tick(acts)
@@ -375,6 +384,8 @@ class GatewayCore:
                     "CHAIN_EVENT origin differs between topic, body and link")
         _check_body(_is_int(epoch) and 0 <= epoch <= I64_MAX, "CHAIN_EVENT 'e' must be an epoch (int >= 0)")
         _check_body(isinstance(data, bytes), "CHAIN_EVENT 'p' must be bytes")
+        inp = body.get("i")
+        _check_body(inp is None or isinstance(inp, bytes), "CHAIN_EVENT 'i' must be bytes")
         d = self.store.daemon(origin)
         if d is None:
             self.counters["unknown_daemon"] += 1
@@ -403,6 +414,8 @@ class GatewayCore:
             self._publish_record(acts, origin, self.records.conflict(origin, stored, ev))
             return
         except ChainError as e:
+            if d.status != "discontinued" and self.acks.gap(acts, origin, ev, e, tail.head_seq()):
+                return  # the host resends what the bus lost; recorded only if it cannot (gap_lost)
             self.counters["chain_errors"] += 1
             log.error("chain break origin=%08x seq=%d from=%s: %s", origin, link.sequence, f.sender, e)
             self._publish_record(acts, origin, self.records.chain_break(origin, ev, e))
@@ -420,9 +433,50 @@ class GatewayCore:
             self.tails.pop(origin, None)  # never keep an unstored event as the head the next must follow
             raise
         tail.prune_through(link.sequence - 1)  # keep O(1): only the head anchors the next event
+        if inp is not None:
+            self._log_consumed_input(origin, data, inp)
         self.counters["events"] += 1
+        self.acks.stored(acts, origin, link.sequence)
         self.dirty.add(origin)
         self.standby.on_event(acts, origin, link.sequence)
+
+    def _log_consumed_input(self, origin, payload, inp):
+        """The input an event consumed rides in its CHAIN_EVENT (`i`): logged here when the bus
+        lost it on its way from the inbox (a full session queue), so the input log has every
+        input of every stored event (a promotion replays them).  Only the input the event
+        hashed; a conflicting or undecodable one is counted and left out."""
+        try:
+            sender, counter, digest = event_decode(payload)[:3]
+        except DecodeError:
+            return  # (an error event of another shape: the link verified, the input is not ours to log)
+        if h8(inp) != digest:
+            self.counters["malformed"] += 1
+            log.warning("CHAIN_EVENT of %08x carries an input that is not the one it hashed", origin)
+            return
+        if self.store.input_of(origin, sender, counter) is not None:
+            return
+        try:
+            if self.store.log_input(origin, sender, counter, inp) is not None:
+                self.counters["inputs_from_events"] += 1
+        except ConflictingInput:
+            self.counters["conflicts"] += 1
+
+    def _on_gap_lost(self, acts, node, at):
+        """The host of `d<origin>` no longer has the events after the stored head (a reboot): the
+        gap it was asked to fill is for good, a ChainBreak record."""
+        if not (isinstance(at, str) and len(at) == 9 and at[0] == "d"):
+            return
+        try:
+            origin = T.parse_origin(at[1:])
+        except ValueError:
+            return
+        lost = self.acks.lost(acts, node, origin)
+        if lost is None:
+            return  # no gap of ours open, or not the host: nothing to record
+        ev, err = lost
+        self.counters["chain_errors"] += 1
+        log.error("gap in the chain of %08x cannot be repaired (its host %s no longer has it): %s", origin, node, err)
+        self._publish_record(acts, origin, self.records.chain_break(origin, ev, err))
 
     # -- honest discontinuity: signed records ----------------------------------------
 

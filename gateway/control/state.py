@@ -228,6 +228,16 @@ class BranchTips(Typed):
     f: List[int]
 
 
+@dataclass
+class StoreOutage(Typed):
+    """The gateway's last store outage that cleared (kind `outage`, key `store`: service.py)."""
+    at: float              # wall time it began
+    seconds: float         # how long it lasted
+    retries: int           # the message retried this many times before it was stored
+    faults: int            # store_faults counted so far
+    error: Optional[str]   # the error the store gave
+
+
 class OriginKey:
     """A daemon's origin (u32), stored as 8 hex digits (rows sort as the origins do)."""
     @staticmethod
@@ -272,6 +282,7 @@ KINDS = (
     Kind("boot", NodeBoot, NameKey),
     Kind("record", IssuedRecord, NameKey),
     Kind("record_tips", BranchTips, OriginKey),
+    Kind("outage", StoreOutage, NameKey),
 )
 BY_NAME = {k.name: k for k in KINDS}
 BY_RECORD = {k.record: k for k in KINDS}

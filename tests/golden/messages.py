@@ -1,5 +1,5 @@
 """Message bodies of docs/PROTOCOL.md §11: an INPUT frame, a chain event's payload and its
-CHAIN_EVENT frame.  Expectations come from cbor2 and hashlib, not from the code under test."""
+CHAIN_EVENT frame (with the input it consumed), the gateway's `stored` mark and gap request.  Expectations come from cbor2 and hashlib, not from the code under test."""
 from netedge.shared import frame as FR
 from netedge.shared.event import encode as event_payload
 from golden import unhex, eq
@@ -17,7 +17,16 @@ def check(case):
            case["hex"])
     elif kind == "chain_event":
         body = {"o": case["origin"], "e": case["epoch"], "l": unhex(case["link"]), "p": unhex(case["payload"])}
+        if "input" in case:
+            body["i"] = unhex(case["input"])
         eq("frame", FR.encode(FR.CHAIN_EVENT, case["sender"], case["counter"], body).hex(), case["hex"])
+        eq("body", FR.decode(unhex(case["hex"])).body(), body)
+    elif kind == "stored_mark":
+        body = {"cmd": "stored", "origin": case["origin"], "epoch": case["epoch"], "seq": case["seq"]}
+        if case.get("resend"):
+            body["resend"] = True
+        eq("frame", FR.encode(FR.CONTROL, case["sender"], case["counter"], body).hex(), case["hex"])
+        eq("body", FR.decode(unhex(case["hex"])).body(), body)
     else:
         raise AssertionError("unknown kind " + kind)
 
@@ -43,4 +52,14 @@ def generate():
     cases.append({"name": "chain-event-1", "kind": "chain_event", "sender": "n1", "counter": 1025, "origin": origin,
                   "epoch": 1, "link": link.hex(), "payload": payload.hex(),
                   "hex": frame(2, "n1", 1025, {"o": origin, "e": 1, "l": link, "p": payload}).hex()})
+    cases.append({"name": "chain-event-1-with-input", "kind": "chain_event", "sender": "n1", "counter": 1026,
+                  "origin": origin, "epoch": 1, "link": link.hex(), "payload": payload.hex(), "input": b"42".hex(),
+                  "hex": frame(2, "n1", 1026, {"o": origin, "e": 1, "l": link, "p": payload, "i": b"42"}).hex()})
+    cases.append({"name": "stored-mark", "kind": "stored_mark", "sender": "gw1", "counter": 9, "origin": origin,
+                  "epoch": 1, "seq": 1,
+                  "hex": frame(9, "gw1", 9, {"cmd": "stored", "origin": origin, "epoch": 1, "seq": 1}).hex()})
+    cases.append({"name": "gap-request", "kind": "stored_mark", "sender": "gw1", "counter": 10, "origin": origin,
+                  "epoch": 2, "seq": 41, "resend": True,
+                  "hex": frame(9, "gw1", 10, {"cmd": "stored", "origin": origin, "epoch": 2, "seq": 41,
+                                              "resend": True}).hex()})
     return cases

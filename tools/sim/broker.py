@@ -7,7 +7,8 @@ It keeps MQTT's promises and no more, as Mosquitto does:
   on the next connection;
 - a per-session queue with a cap (`max_queued_messages`): once full, a QoS 1 message is dropped
   silently while its publisher still gets its PUBACK; QoS 0 is never queued for an absent client;
-- at most `max_inflight` unacknowledged messages per session on the wire;
+- at most `max_inflight` unacknowledged messages per session on the wire (QoS 0 to a connected
+  client goes out at once, past them, as in Mosquitto 2.0);
 - retained messages (an empty payload clears one), sent again on every SUBSCRIBE that matches;
 - last wills on a connection that drops (a kill, a network cut, a missed keepalive, a takeover
   by a second CONNECT with the same client id), never on a clean DISCONNECT;
@@ -206,6 +207,12 @@ class Broker:
     def _enqueue(self, s, msg):
         if s.conn is None and msg.qos == 0:
             return  # QoS 0 is not kept for an absent client
+        if msg.qos == 0 and s.conn is not None:
+            # Mosquitto 2.0 (db__ready_for_flight): a QoS 0 message to a connected client takes
+            # no in-flight slot and goes out at once, past QoS 1 messages queued behind a full window
+            self.stats["delivered"] += 1
+            self.down_packet(s.conn, "on_message", msg, None)
+            return
         if len(s.queue) >= self.max_queued:
             self.stats["queue_drops"] += 1  # silently, as Mosquitto does
             return

@@ -107,6 +107,7 @@ class SimNode(Endpoint):
         self.core.key_loader = lambda: self._load_keys(self.core.registry)
         self.rx = None                # this board's migrate._rx (a module global on a board)
         self.queue, self.front, self.queue_bytes = [], [], 0
+        self.urgent = []              # QoS 0 control frames (the gateway's marks): never refused
         self.resync, self.dropped_gen = False, 0
         self.subscribed = set()
         self.busy = False
@@ -161,6 +162,11 @@ class SimNode(Endpoint):
     def message(self, topic, payload, retained, token):
         """firmware/main.py NodeDriver._on_message: queue it, or refuse it until a resync."""
         q = self.queue
+        if token is None and topic.endswith("/ctl"):
+            if len(self.urgent) < 4:  # (main.py MAX_URGENT)
+                self.urgent.append((topic, payload))
+                self._wake()
+            return
         if token is not None and q and q[0][2] is not None and q[0][2][0] != token[0]:
             self.queue = q = [it for it in q if it[2] is None or it[2][0] == token[0]]
             self.queue_bytes = sum(len(it[1]) for it in q)
@@ -189,13 +195,21 @@ class SimNode(Endpoint):
             self.sched.after(0.05, self._work, boot)
             return
         self.busy = False
-        if self.front:
-            topic, payload = self.front.pop(0)
+        if self.urgent:
+            topic, payload = self.urgent.pop(0)
             self._process(topic, payload)
             self._wake()
             return
+        if self.front:
+            topic, payload = self.front[0]
+            if self._process(topic, payload):
+                self.front.pop(0)
+                self._wake()
+            else:  # its host stalled (acked already: kept here until a mark makes room)
+                self.sched.after(0.2, self._retry, self.boots)
+            return
         if not self.queue:
-            if self.resync:
+            if self.resync and not self.core.stalled:
                 self.resync = False
                 self.dropped_gen = self.conn.gen if self.conn is not None else self.dropped_gen
                 self.disconnect_and_redial()
@@ -205,19 +219,28 @@ class SimNode(Endpoint):
         if token is not None and (self.conn is None or token[0] != self.conn.gen):
             self._wake()
             return  # received on a closed connection: it comes again on this one
-        self._process(topic, payload)
-        self.ack(token)  # only now may the broker forget the input
+        if self._process(topic, payload):
+            self.ack(token)  # only now may the broker forget the input
+        else:
+            self.resync = True  # stalled: not acked, the rest refused, all redelivered after a mark
         self._wake()
+
+    def _retry(self, boot):
+        if boot == self.boots and not self.dead:
+            self._wake()
 
     def _process(self, topic, payload):
         ready = self._call(self.core.on_message, topic, payload, self.sched.now)
         if ready.requeue:
             self.front[0:0] = ready.requeue
             ready.requeue = None
+        if ready.stall:
+            return False                # its host keeps the most unmarked events: not taken
         self.flash.apply(ready)         # flash first ...
         self._sync_subscriptions()      # (a target's `restored` promises the inbox is routed)
         for item in ready.publish:
             self.publish(*item)         # ... then the network
+        return True
 
     def _sync_subscriptions(self):
         want = set(self.core.subscriptions())
@@ -251,5 +274,5 @@ class SimNode(Endpoint):
                          h.chain.next_parent) for origin, h in self.core.hosts.items()}
 
     def idle(self):
-        return self.dead or (not self.queue and not self.front and not self.busy and not self.outbox
+        return self.dead or (not self.queue and not self.front and not self.urgent and not self.busy and not self.outbox
                              and not self.stalled)
