@@ -13,9 +13,14 @@ takes no more inputs, they wait at the broker), and a hole is repaired by asking
   along than the store, is a gap: the mark goes with `resend`, and the host publishes again
   every event it kept past it.  Repeated after RESEND_RETRY_S while the gap stays open;
 - only a host that no longer has the missing events (a reboot keeps just the newest one on
-  flash) answers `gap_lost`: then, and only then, the gap is a ChainBreak record.
+  flash) answers `gap_lost`: then, and only then, the gap is a ChainBreak record;
+- a daemon recorded as discontinued is stored no further: its host's heartbeat showing kept
+  events gets a mark at the host's own seq with `discontinued` (a release, not a claim of
+  storage), so the host never reaches its cap and stops taking deliveries.
 
-Fencing: marks and gap requests go only to the daemon's current host at its current epoch;
+Fencing: marks and gap requests go to the daemon's current host at its current epoch (and a
+plain mark, never a gap request, to a former host whose heartbeat shows it keeping events of an
+older epoch: the stored head, at that epoch, so it takes deliveries again);
 ingestion takes the resent events only from that host at that epoch (control/core.py), and a
 `gap_lost` only from that host.  After a migration or a promotion the new host's buffer starts
 at what it took over, so a gap left by the old host is not the new host's to fill: such a gap
@@ -96,7 +101,27 @@ class Acknowledger:
             if not (type(origin) is int and type(seq) is int and type(kept) is int):
                 continue  # (a node without acknowledgement: nothing to do)
             d = store.daemon(origin)
-            if d is None or d.host_node != node or d.epoch != rep.get("epoch") or d.status != "active":
+            if d is None:
+                continue
+            epoch = rep.get("epoch")
+            if (d.host_node != node or d.epoch != epoch) and kept > 0 and type(epoch) is int and epoch < d.epoch:
+                # A former host (a migration's source, a deposed active) still keeps events of an
+                # epoch the chain has left: no mark to the current host reaches it, and at its cap
+                # it takes no more deliveries, the command that would release it among them.  It
+                # is told what the store holds, at its own epoch (what is past the stored head
+                # stays kept: never acknowledged, since never stored).
+                self._send_mark(acts, node, origin, epoch, self._head(origin))
+                continue
+            if d.host_node != node or d.epoch != epoch:
+                continue
+            if d.status == "discontinued" and kept > 0:
+                # A break the gateway recorded (§15): it stores no more of this chain, so the
+                # host would keep its events until its cap and then take no delivery at all, every
+                # other daemon's and every command included.  Released, not acknowledged: the
+                # signed record is the honest account of what was not stored.
+                self._send_mark(acts, node, origin, epoch, seq, discontinued=True)
+                continue
+            if d.status != "active":
                 continue
             head = self._head(origin)
             if seq > head:
@@ -140,9 +165,14 @@ class Acknowledger:
         d = self.core.store.daemon(origin)
         if d is None or not d.host_node or d.epoch <= 0:
             return
-        body = {"cmd": "stored", "origin": origin, "epoch": d.epoch, "seq": seq}
-        if resend:
-            body["resend"] = True
         self.marked[origin] = seq
         self.due.discard(origin)
-        acts.publish.append((T.node(d.host_node, "ctl"), self.core._frame(FR.CONTROL, body), 0, False))
+        self._send_mark(acts, d.host_node, origin, d.epoch, seq, resend)
+
+    def _send_mark(self, acts, node, origin, epoch, seq, resend=False, discontinued=False):
+        body = {"cmd": "stored", "origin": origin, "epoch": epoch, "seq": seq}
+        if resend:
+            body["resend"] = True
+        if discontinued:
+            body["discontinued"] = True
+        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 0, False))

@@ -437,6 +437,7 @@ class GatewayCore:
             self._log_consumed_input(origin, data, inp)
         self.counters["events"] += 1
         self.acks.stored(acts, origin, link.sequence)
+        self.migrations.stored(acts, origin, link.sequence)
         self.dirty.add(origin)
         self.standby.on_event(acts, origin, link.sequence)
 

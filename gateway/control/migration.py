@@ -63,7 +63,8 @@ PHASES = (
           "%d unacknowledged" % WINDOW, "every chunk is sent and all but the last acknowledged (`got`)",
           PHASE_TIMEOUT_S, ABORT),
     Phase(P.RESTORE, "the record is on its way to T (inline in `restore`, or chunked)", "`restore` with `rec` to T",
-          "T answers `restored` at the snapshot's seq: the epoch bump", PHASE_TIMEOUT_S, ABORT),
+          "T answers `restored` at the snapshot's seq and the gateway has stored S's chain through it "
+          "(S resends what the bus lost): the epoch bump", PHASE_TIMEOUT_S, ABORT),
     Phase(P.REPLAY, "the epoch bump (host T, epoch e + 1)", "`release` to S; its `buffered` inputs as `replay` to T",
           "S's buffer is relayed to T (S lost: T is fed from the input log instead)", PHASE_TIMEOUT_S, RESEND,
           retry=("release", "source")),
@@ -120,6 +121,7 @@ class MigrationOrchestrator:
         self.tx = {}              # origin -> [chunk maps for the target, next index to send]
         self.replays = {}         # origin -> the input-log replay in progress ({"m", "id", "t0", "replay"})
         self.replay_no = 0
+        self.waiting = set()      # origins whose bump waits for the stored chain (_on_restored)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -470,6 +472,38 @@ class MigrationOrchestrator:
             return
         if st.step == TRANSFER:
             self._step(st, RESTORE)
+        st.restored = True
+        self.store.save_state(origin, st)
+        if self._stored_head(origin) < st.seq:
+            # The gateway has not stored S's chain through the snapshot yet (the bus lost or
+            # delays events): bumping now would leave the missing ones to T, which never had
+            # them (a gap it answers `gap_lost`: a ChainBreak), and S, no longer the host, would
+            # never be marked.  S is still the host: it is asked to resend (control/acks.py, on
+            # its heartbeat), and stored() bumps once they are in; the phase timeout aborts.
+            self.waiting.add(origin)
+            log.info("migration %d origin=%08x: T restored seq %d; the bump waits for the stored chain (at %d)",
+                     st.m, origin, st.seq, self._stored_head(origin))
+            return
+        self._bump(acts, st)
+
+    def _stored_head(self, origin):
+        head = self.store.head(origin)
+        return head.sequence if head else 0
+
+    def stored(self, acts, origin, seq):
+        """Ingestion stored event `seq` of `origin`: a migration waiting for its chain bumps."""
+        if origin not in self.waiting:
+            return
+        st = self.store.load_state(MigrationState, origin)
+        if st is None or st.step != RESTORE or not st.restored:
+            self.waiting.discard(origin)
+        elif seq >= st.seq:
+            self.waiting.discard(origin)
+            self._bump(acts, st)
+
+    def _bump(self, acts, st):
+        """T restored the snapshot and the gateway holds the chain through it: T is the host."""
+        origin = st.origin
         # the epoch bump: from now on only the target at the new epoch is merged (fencing)
         self.store.update_daemon(origin, host_node=st.target, epoch=st.epoch + 1)
         self.ctx.changed(origin)
@@ -649,6 +683,10 @@ class MigrationOrchestrator:
                 self._recover(acts, origin, rec.node, rec.m)
         for origin, st in self.store.states(MigrationState):
             key = state_key(origin)
+            if st.step == RESTORE and st.restored and self._stored_head(origin) >= st.seq:
+                self.waiting.discard(origin)  # (also after a restart: `waiting` is RAM)
+                self._bump(acts, st)
+                continue
             step = st.step
             phase = BY_NAME.get(step)
             if phase is None or phase.timeout_s is None:

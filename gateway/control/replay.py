@@ -44,6 +44,18 @@ def batches(items):
     return out + [cur] if cur else out
 
 
+def _consumed(payload):
+    """(sender, counter, H8 of the input: u64) of the input an event payload consumed; None when the payload
+    is not an event payload (the chain's hashes bind it, its content is the daemon's word)."""
+    try:
+        head = cbor.loads(payload)[:3]
+    except (cbor.CborError, TypeError, KeyError):
+        return None
+    if len(head) == 3 and isinstance(head[0], str) and type(head[1]) is int and type(head[2]) is int:
+        return head
+    return None
+
+
 def backlog(store, origin, seq, consumed=True):
     """What a host at event `seq` of `origin` must process, from the durable input log:
     ([sender, counter, payload] in order, the last input id read, missing).
@@ -57,7 +69,11 @@ def backlog(store, origin, seq, consumed=True):
     drops what it already processed."""
     items, done, missing = [], set(), None
     for ev in store.events(origin, seq + 1):
-        sender, counter, digest = cbor.loads(ev.payload)[:3]
+        consumed_id = _consumed(ev.payload)
+        if consumed_id is None:  # (not an event payload: which input it consumed is unknown)
+            missing = ev.link.sequence if missing is None else missing
+            continue
+        sender, counter, digest = consumed_id
         done.add((sender, counter))
         if consumed:
             inp = store.input_of(origin, sender, counter)
@@ -67,8 +83,9 @@ def backlog(store, origin, seq, consumed=True):
                 items.append([sender, counter, inp.payload])
     last = 0
     ev = store.event(origin, seq) if seq > 0 else None
-    if ev is not None:
-        inp = store.input_of(origin, *cbor.loads(ev.payload)[:2])
+    consumed_id = None if ev is None else _consumed(ev.payload)
+    if consumed_id is not None:
+        inp = store.input_of(origin, consumed_id[0], consumed_id[1])
         last = inp.id if inp is not None else 0
     for inp in store.inputs_after(origin, last):
         if (inp.sender, inp.counter) not in done:

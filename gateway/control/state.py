@@ -109,6 +109,7 @@ class MigrationState(Typed):
     seq: Optional[int] = None     # the snapshot's head seq, once stored
     keys: Optional[str] = None    # "pushing": the target's key slot is provisioned first
     down: List[str] = field(default_factory=list)  # parties seen down (their RAM may be gone)
+    restored: bool = False        # T answered `restored`: the bump waits for the stored chain (seq)
 
 
 @dataclass
