@@ -68,13 +68,15 @@ def core_loop(state_dir, public_hex, n):
     core = NodeCore(Cfg, reg)
     store = RecordStore(state_dir)
     topic = T.daemon(Cfg.hosted[0], "in")
+    mark = T.node(Cfg.node_id, "mark")
     store.commit(core.boot(store, 1))  # activates the daemon (Cfg.hosted)
     t0 = ticks_us()
     host = core.hosts[Cfg.hosted[0]]
     for i in range(1, n + 1):
         store.commit(core.on_message(topic, FR.encode(FR.INPUT, "c", i, {"p": b"1"})))
-        if i % 8 == 0:
-            host.mark(i)  # (the gateway's stored mark: without it the host stops at 32 unmarked events)
+        if i % 8 == 0:  # the gateway's stored mark (without it the host takes nothing past its cap)
+            store.commit(core.on_message(mark, FR.encode(FR.CONTROL, "gw", i, {
+                "cmd": "stored", "origin": host.origin, "epoch": host.epoch, "seq": i})))
     return n / (ticks_diff(ticks_us(), t0) / 1e6)
 
 

@@ -36,6 +36,8 @@ except ImportError:  # CPython
         return x
 
 _STALLED = const(2)  # _process(): an input its host cannot take yet (not processed, not acked)
+_STALL_WAIT_MS = const(1000)  # how long a stalled input waits for a mark before it is refused
+_STALL_POLL_MS = const(20)
 
 # Out of heap, as the node's tasks see it: a MemoryError, or a CancelledError from a wait_for
 # whose helper task ran out of heap (MicroPython's asyncio then cancels the waiting task instead
@@ -97,6 +99,7 @@ class NodeDriver:
         self.urgent = []      # QoS 0 control frames (marks): processed before any queued input
         self.queue_bytes = 0
         self.wake = asyncio.Event()
+        self.stall_t = None     # ticks_ms when the input at the head of the queue first stalled
         self.subscribed = set()
         self.t0 = ticks_ms()
         self.overflow = 0
@@ -132,8 +135,10 @@ class NodeDriver:
             asyncio.create_task(self._refuse(topic, payload, token))
             return
         try:
-            if token is None and topic.endswith("/ctl"):  # a mark: never refused, never in the queue
-                # (QoS 0 on the control topic: only the gateway writes there, only marks are QoS 0)
+            if topic.endswith("/mark"):  # a stored mark: never refused, never in the queue
+                # (subscribed at QoS 0: a broker that delivered it at QoS 1 would want it acked)
+                if token is not None:
+                    asyncio.create_task(self.client.ack(token))
                 if len(self.urgent) < _MAX_URGENT:
                     self.urgent.append((topic, payload))
                     self.wake.set()
@@ -199,7 +204,7 @@ class NodeDriver:
         want = set(self.core.subscriptions())
         new = [t for t in want if t not in self.subscribed]
         if new:
-            await self.client.subscribe([(t, 1) for t in new])
+            await self.client.subscribe([(t, 0 if t.endswith("/mark") else 1) for t in new])
             for t in new:
                 self.subscribed.add(t)
         gone = [t for t in self.subscribed if t not in want]
@@ -252,11 +257,26 @@ class NodeDriver:
                     continue  # received on a closed connection: it comes again on this one
                 done = await self._process(topic, payload)
                 if done == _STALLED:
-                    # its host keeps the most events the gateway has not stored: not taken, not
-                    # acked; the rest of this connection is refused (order) and, once a mark
-                    # made room, the broker redelivers it all on a fresh connection
+                    # its host keeps the most events the gateway has not stored.  First the input
+                    # waits, unacked, at the head of the queue for a mark (marks come on their own
+                    # topic and are taken first; one comes within a round trip of the gateway
+                    # storing): a broker need not redeliver what a client did not ack (amqtt
+                    # forgets it after 5 s or a reconnection).  Past _STALL_WAIT_MS it is refused:
+                    # not acked, the rest of this connection refused too (order), and once a mark
+                    # made room the broker redelivers it all on a fresh connection
+                    now = ticks_ms()
+                    if self.stall_t is None:
+                        self.stall_t = now
+                    if ticks_diff(now, self.stall_t) < _STALL_WAIT_MS:
+                        self.queue.insert(0, (topic, payload, token))
+                        self.queue_bytes += len(payload)
+                        topic = payload = token = None
+                        await asyncio.sleep(_STALL_POLL_MS / 1000)
+                        continue
+                    self.stall_t = None
                     self.resync = True
                 elif done:
+                    self.stall_t = None
                     await self.client.ack(token)  # only now may the broker forget the input
                 else:
                     # Out of memory twice: reported, NOT acked, and as after an overflow every input

@@ -189,7 +189,10 @@ class NodeCore:
         return ready
 
     def subscriptions(self):
-        subs = [T.node(self.node_id, "ctl")]
+        """The topics to subscribe to; the stored marks (`mark`) at QoS 0, the rest at QoS 1:
+        a broker delivers at the lower of the two, and a mark must pass a node that takes no
+        QoS 1 delivery until a mark comes (firmware/main.py)."""
+        subs = [T.node(self.node_id, "ctl"), T.node(self.node_id, "mark")]
         for origin in self.hosts:
             mg = self.mig.get(origin)
             if mg is None or mg[1] != "p":  # (promoted, still fed by the gateway: not yet)
@@ -226,6 +229,12 @@ class NodeCore:
                     ready.persist.append(("d%08x" % origin, host.record()))
             elif topic == T.node(self.node_id, "ctl"):
                 self._on_control(ready, payload)
+            elif topic == T.node(self.node_id, "mark"):
+                f = FR.decode(payload)
+                body = f.body() if f.type == FR.CONTROL else None
+                if not isinstance(body, dict) or body.get("cmd") != "stored":
+                    raise FR.MalformedFrame("a mark is a CONTROL frame with cmd 'stored'")
+                self._stored(ready, body.get("origin"), body)
             else:
                 err["unknown_topic"] += 1
         except FR.FrameError as e:
@@ -309,8 +318,6 @@ class NodeCore:
             if not (isinstance(origin, int) and isinstance(kind, str) and isinstance(epoch, int) and epoch > 0):
                 raise FR.MalformedFrame("activate needs origin:int, kind:text, epoch:int>0")
             self._activate(ready, kind, origin, epoch)
-        elif cmd == "stored":
-            self._stored(ready, origin, body)
         elif cmd == "snap":  # a group's sync of its active: answered without loading migrate.py
             self._snap(ready, origin, body)
         elif cmd in ("freeze", "restore", "chunk", "release", "replay", "go", "resume", "keep", "promote", "feed",

@@ -9,15 +9,23 @@ acknowledged, and publishes nothing that was not stored.
 
 When the writes cannot be committed (disk full, the database locked past its timeout), nothing
 of the entry point happened: the driver publishes nothing, does NOT acknowledge the message (the
-broker keeps it and redelivers it on the next connection: invariant 8, pushed back rather than
-dropped) and rebuilds the core from the store, since the core's memory already moved on
-(`Outcome.rebuild`).  Any other exception out of the core is a gateway bug: the transaction is
+broker keeps it: invariant 8, pushed back rather than dropped), rebuilds the core from the store,
+since the core's memory already moved on (`Outcome.rebuild`), and runs the same message again
+after a doubling backoff (STORE_RETRY_MIN_S to STORE_RETRY_MAX_S) until it is stored, the next
+messages waiting behind it, in order; deaf meanwhile (broker_lost), so no heartbeat deadline
+blames a node for the gateway's own outage (broker_back once stored).  Any other exception out of the core is a gateway bug: the transaction is
 rolled back and the core rebuilt too, but the message is acknowledged (a message that always
 crashes the core must not come back for ever).
 """
 import logging
 
 log = logging.getLogger("netedge.gateway")
+
+# A message whose writes did not commit is retried in place after this backoff, doubling, instead
+# of dropping the connection (a reconnect storm: every unacknowledged message would come again at
+# once).  Under the broker's keepalive allowance (1.5 x 10 s) for the whole outage; a longer one
+# costs a reconnection, nothing more.
+STORE_RETRY_MIN_S, STORE_RETRY_MAX_S = 0.05, 2.0
 
 
 class Outcome:

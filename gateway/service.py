@@ -28,11 +28,6 @@ from .store import STORE_FAULT_SUFFIX, STORE_OUTAGE_KEY, Store
 log = logging.getLogger("netedge.gateway")
 TICK_S = 0.05
 REDIAL_MIN_S, REDIAL_MAX_S = 0.2, 5.0  # backoff between attempts to reach a lost broker
-# A message whose writes did not commit (database locked past its busy timeout, disk full) is
-# retried in place after this backoff, doubling, instead of dropping the connection (a reconnect
-# storm: every unacknowledged message would come again at once).  Under the broker's keepalive
-# allowance (1.5 x 10 s) for the whole outage; a longer one costs a reconnection, nothing more.
-STORE_RETRY_MIN_S, STORE_RETRY_MAX_S = 0.05, 2.0
 
 
 def core_sources():
@@ -205,7 +200,7 @@ class GatewayService:
         messages wait in the socket).  The outage is counted (`store_faults`), shown by `netedge
         status` and the status page (a file beside the database while it lasts, then the store),
         and the gateway is deaf meanwhile: no heartbeat deadline blames a node for it."""
-        t0, delay, tries = time.time(), STORE_RETRY_MIN_S, 0
+        t0, delay, tries = time.time(), driver.STORE_RETRY_MIN_S, 0
         self.core.counters["store_faults"] += 1
         self.core.broker_lost()  # (blind: see GatewayCore.broker_lost; broker_back ends it)
         while not out.ack and not self.stopping.is_set():
@@ -213,7 +208,7 @@ class GatewayService:
             self._store_fault({"since": t0, "error": "%s: %s" % (type(out.error).__name__, out.error),
                                "retries": tries, "faults": self.core.counters["store_faults"]})
             time.sleep(delay)
-            delay = min(delay * 2, STORE_RETRY_MAX_S)
+            delay = min(delay * 2, driver.STORE_RETRY_MAX_S)
             out = self._run(self.core.on_message, topic, payload, time.monotonic())
         if out.ack:
             outage = {"at": t0, "seconds": round(time.time() - t0, 3), "retries": tries,

@@ -14,6 +14,7 @@ FRAME_TYPES = {
     ("node", "hb"): (FR.HEARTBEAT,),
     ("node", "err"): (FR.ERROR,),
     ("node", "ctl"): (FR.CONTROL,),
+    ("node", "mark"): (FR.CONTROL,),
     ("node", "mig"): (FR.MIGRATION,),
     ("gw", "status"): (FR.STATUS,),
     ("gw", "req"): (FR.CONTROL,),

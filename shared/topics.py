@@ -1,7 +1,8 @@
 """MQTT topic names (docs/PROTOCOL.md §11).  One place, so nodes, the gateway, trace filters and
 ACLs agree.
 
-    ne/v1/node/<node>/{status,hb,ctl,err,mig}   status retained (the last will says offline)
+    ne/v1/node/<node>/{status,hb,ctl,mark,err,mig}   status retained (the last will says offline);
+                                            mark: the gateway's stored marks, QoS 0
     ne/v1/d/<origin>/{in,chain,status,continuity}   origin = 8 lowercase hex digits;
                                             status and continuity (signed records) retained
     ne/v1/gw/<gw>/{status,req/<client>,rep/<client>}

@@ -129,7 +129,7 @@ class Observer:
         # (its own sender and counter: inputs count on self.counter in another thread)
         self.mark_counter = getattr(self, "mark_counter", 0) + 1
         body = {"cmd": "stored", "origin": origin, "epoch": epoch, "seq": seq}
-        self.c.publish(T.node(node, "ctl"), FR.encode(FR.CONTROL, "observer-gw", self.mark_counter, body), qos=0)
+        self.c.publish(T.node(node, "mark"), FR.encode(FR.CONTROL, "observer-gw", self.mark_counter, body), qos=0)
 
     def wait(self, cond, timeout, what):
         deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ def marks(acts, node):
     """The `stored` marks in `acts` to `node` (their bodies), each checked to be QoS 0."""
     out = []
     for topic, data, qos, _ in acts.publish:
-        if topic == T.node(node, "ctl"):
+        if topic == T.node(node, "mark"):
             body = FR.decode(data).body()
             if body["cmd"] == "stored":
                 assert qos == 0

@@ -385,8 +385,8 @@ def test_chain_break_is_counted_not_stored(rig):
     assert not rig.send(chain, rig.chain_frame(gap)).publish  # (asked a moment later: it may be overtaken)
     acts = rig.core.tick(rig.now + 0.3)
     assert rig.core.counters["gap_requests"] == 1 and rig.core.counters["chain_errors"] == 0
-    [(topic, data, qos, _)] = [p for p in acts.publish if p[0].endswith("/ctl")]
-    assert (topic, qos) == ("ne/v1/node/%s/ctl" % NODE, 0)
+    [(topic, data, qos, _)] = [p for p in acts.publish if p[0].endswith("/mark")]
+    assert (topic, qos) == ("ne/v1/node/%s/mark" % NODE, 0)
     assert FR.decode(data).body() == {"cmd": "stored", "origin": o, "epoch": EPOCH, "seq": 3, "resend": True}
     assert rig.store.event_count(o) == events and not rig.store.records()
     # a host that no longer has them says so: only then is it a ChainBreak record; one per break

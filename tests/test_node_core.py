@@ -201,7 +201,7 @@ def _mark(core, seq, resend=False, epoch=1):
     body = {"cmd": "stored", "origin": O, "epoch": epoch, "seq": seq}
     if resend:
         body["resend"] = True
-    return core.on_message(T.node("c1", "ctl"), FR.encode(FR.CONTROL, "gw1", seq + 1, body), 0)
+    return core.on_message(T.node("c1", "mark"), FR.encode(FR.CONTROL, "gw1", seq + 1, body), 0)
 
 
 def test_over_cap_state_is_refused_before_anything_changes(tmp_path):
@@ -263,3 +263,25 @@ def test_unmarked_events_are_kept_resent_and_cap_the_inputs(tmp_path):
     chain = [FR.decode(p[1]).body() for p in r.publish if p[0].endswith("/chain")]
     assert [int.from_bytes(b["l"][8:16], "little") for b in chain] == [18] and "i" not in chain[0]
     assert _codes(r) == ["gap_lost"] and "seq 13..17" in FR.decode(r.publish[-1][1]).body()["detail"]
+
+
+def test_the_mark_topic_takes_stored_marks_only(tmp_path):
+    """`mark` is subscribed at QoS 0 and never refused (it must pass a stalled node): so it carries
+    nothing but the stored mark.  Any other command there, or garbage, is refused as malformed
+    and changes nothing; `stored` on the command topic is an unknown command."""
+    store = RecordStore(str(tmp_path / "state"))
+    core = _core()
+    store.commit(core.boot(store, 1))
+    store.commit(_input(core, 1))
+    host = core.hosts[O]
+    before = (host.chain.head.sequence, len(host.sent), dict(core.errors))
+    stop = FR.encode(FR.CONTROL, "gw1", 50, {"cmd": "stop", "origin": O, "wipe": True})
+    for payload in (stop, b"\x00garbage", FR.encode(FR.INPUT, "gw1", 51, {"p": b"1"})):
+        r = core.on_message(T.node("c1", "mark"), payload, 0)
+        assert r.persist == [] and O in core.hosts and _codes(r) == ["malformed"]
+    mark = FR.encode(FR.CONTROL, "gw1", 52, {"cmd": "stored", "origin": O, "epoch": 1, "seq": 1})
+    r = core.on_message(T.node("c1", "ctl"), mark, 0)
+    assert _codes(r) == ["malformed"] and len(host.sent) == before[1]
+    assert (host.chain.head.sequence, len(host.sent)) == before[:2]
+    assert core.errors["malformed"] == before[2]["malformed"] + 4
+    assert _mark(core, 1).publish == [] and host.sent == []

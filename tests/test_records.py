@@ -317,7 +317,10 @@ def test_a_new_fault_after_progress_is_a_new_record(rig):
     o, chain = rig.origin, T.daemon(rig.origin, "chain")
     ev = rig.next_event(b"next")
     gap = ChainEvent(CausalLink(o, 0, ev.link.sequence + 1, ev.link.parent_hash), b"gap")
-    _, v = issued(rig, rig.send(chain, rig.chain_frame(gap)))
+    # a gap is first asked for (PROTOCOL §11): the record comes once the host says it is lost
+    assert [t for t, _, _, _ in rig.send(chain, rig.chain_frame(gap)).publish if t.endswith("/continuity")] == []
+    lost = rig.frame(FR.ERROR, {"code": "gap_lost", "at": "d%08x" % o, "detail": "seq 4..4"})
+    _, v = issued(rig, rig.send(T.node(NODE, "err"), lost))
     assert v.body.reason == ChainBreak(SequenceGap(4, 5))
     rig.accept(chain, rig.chain_frame(ev))
     rig.commit(ev)

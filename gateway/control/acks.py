@@ -175,4 +175,4 @@ class Acknowledger:
             body["resend"] = True
         if discontinued:
             body["discontinued"] = True
-        acts.publish.append((T.node(node, "ctl"), self.core._frame(FR.CONTROL, body), 0, False))
+        acts.publish.append((T.node(node, "mark"), self.core._frame(FR.CONTROL, body), 0, False))

@@ -324,11 +324,30 @@ class StandbyOrchestrator:
 
     def _on_fed(self, acts, st, node, m, body):
         if self._promotion_reply(st, m):
+            if self._backlog_lost(acts, st):
+                return
             self._feed(acts, st, body.get("b"))
 
     def _on_listening(self, acts, st, node, m, body):
         if self._promotion_reply(st, m):
+            if self._backlog_lost(acts, st):
+                return
             self._catch_up(acts, st)
+
+    def _backlog_lost(self, acts, st):
+        """The feed of a promotion is RAM (self.backlog): a core rebuilt after a failed commit,
+        or a restarted gateway, gets the node's answers to feeds it no longer knows.  Before
+        `start` those answers mean the promoted node waits for more: it is fed again from the
+        log, from the start (its input window drops what it has; it takes `feed` and `listen`
+        again while it holds), instead of a timeout promoting another standby over it.  True:
+        re-driven (or nothing left to do)."""
+        if st.origin in self.backlog:
+            return False
+        if not st.promo.get("start"):
+            log.warning("group %08x: the feed of %s's promotion was lost with this core's memory: fed again from "
+                        "the log", st.origin, st.promo["to"])
+            self._replay(acts, st)
+        return True
 
     def _on_active(self, acts, st, node, m, body):
         if self._promotion_reply(st, m):
@@ -485,6 +504,7 @@ class StandbyOrchestrator:
         for batch in RP.batches(tail):  # (no "b": these `fed` need no answer)
             self._send(acts, promo["to"], "feed", st, promo["m"], inputs=batch)
         self._send(acts, promo["to"], "start", st, promo["m"])
+        promo["start"] = True  # (an answer to a feed after this is a redelivery: nothing to re-drive)
         promo["replayed"] += len(tail)
         promo["at"] = self._stamp(st, "promo")
         self._save(st)

@@ -7,21 +7,12 @@ FIXED: bugs fixed since, each seed replayed by tests/test_sim.py and required to
 """
 
 OPEN = {
-    "silent_gap": (
-        "Chain events dropped by the broker at a full session queue (max_queued_messages, the "
-        "gateway away) are never fetched again: the host's chain runs ahead of the store for good, "
-        "without a record (DESIGN §5.8: the protocol must notice and repair; end-to-end "
-        "acknowledgement is under way).  Every remaining seed passes with the queue cap out of "
-        "reach.  Seeds (40 steps): 41, 44, 49, 57, 110, 125, 147, 152, 283, 334; (25 steps): 84."),
     "lost_input": (
-        "Follows from the silent gaps above (events missing from the store).  Same seeds."),
-    "false_failover": (
-        "A promotion under way when a store commit fails: the standby accepted (`restored`) and "
-        "answered the feed, the gateway's commit of that answer failed (not acknowledged, "
-        "redelivered), the core rebuilt from the store no longer knows the feed it was sending "
-        "(standby.py keeps it in RAM), ignores the redelivered answer and, at the reply timeout, "
-        "promotes another standby over the live new active ('did not answer the promotion').  "
-        "Seed (25 steps, found by the 20,000-seed run): 8043."),
+        "Inputs the broker dropped from a NODE's session queue (max_queued_messages) while the "
+        "gateway logged them: an aborted migration's recovery replays the log from a backlog read "
+        "before they arrived, and nothing later replays the logged inputs a host never consumed "
+        "(the gateway's log has them; a periodic 'logged but unconsumed' replay to the host is "
+        "the fix).  Seed (25 steps): 18614 (no violation in the 1,000 CI seeds)."),
 }
 
 FIXED = [
@@ -66,4 +57,17 @@ FIXED = [
     (19355, 25, "the same"),
     (316, 40, "stuck: `stop` of a migrating daemon reached the source only; the migration waited for "
               "ever for its release (stop is now refused while migrating or recovering)"),
+    # end-to-end acknowledgement (control/acks.py, firmware/host.py)
+    (41, 40, "silent gap: chain events the broker dropped at a full session queue (the gateway away) "
+             "were never fetched again; the host now keeps what the gateway has not marked stored and "
+             "resends it when asked"),
+    (84, 25, "silent gap and lost inputs: the same"),
+    (103, 20, "stuck: the migration bumped the epoch before the gateway had stored the source's chain "
+              "through the snapshot; the former source, no longer marked, sat at its cap and could take no "
+              "`release` (the bump now waits for the stored chain; a former host is marked at its epoch; "
+              "a discontinued daemon's host is released)"),
+    (476, 20, "stuck: the same"),
+    (8043, 25, "false failover: a store commit failed mid-promotion; the rebuilt core had lost the feed "
+               "(RAM), ignored the redelivered answers and at the timeout promoted another standby over "
+               "the promoted one (the feed is now driven again from the log)"),
 ]

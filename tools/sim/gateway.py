@@ -5,10 +5,11 @@ gateway/service.py drives them, through the same gateway/driver.py `run` (keep t
   folder: written at once, keys_pushed reported at once) only after the commit, and only then
   is the message acknowledged (the Ready rule);
 - a commit that fails (store busy, disk full): nothing is published, the message is NOT
-  acknowledged, the connection is dropped cleanly (the broker redelivers it on the next one)
-  and the core is rebuilt from the store (service.py `_new_core`: the counters, `blind` and
-  `grace_until` carry over); any other exception out of the core is a gateway bug: rolled back,
-  the core rebuilt, the message acknowledged;
+  acknowledged, the core is rebuilt from the store (service.py `_new_core`: what only memory
+  knows carries over) and the same message runs again after a doubling backoff until it is
+  stored, the next ones waiting behind it; deaf meanwhile (broker_lost), broker_back once
+  stored (service.py `_store_retry`); any other exception out of the core is a gateway bug:
+  rolled back, the core rebuilt, the message acknowledged;
 - tick(now) every TICK_S; broker_lost() when the connection drops, broker_back(now) on connect;
 - a persistent session (clean_session=False) subscribed to everything at QoS 1, the retained
   offline status as its last will, a redial backoff from 0.2 to 5 s.
@@ -74,7 +75,7 @@ class SimGateway(Endpoint):
         self.busy = False
         self.boots = 0
         self.disk = {"full": False}
-        self.dropped_gen = 0    # messages of this connection and older are not ours to ack any more
+        self.retry_s = None     # the backoff of a message whose writes did not commit (None: no outage)
         self.stats = {"internal_errors": 0, "store_failures": 0}
         self.errors = []        # (sim time, entry point, exception) of every exception out of the core
 
@@ -89,7 +90,7 @@ class SimGateway(Endpoint):
         self.store._db = self.fault
         self.core = self._new_core()
         self.will = self.core.status_frame(False)[:3]
-        self.inbox, self.busy = [], False
+        self.inbox, self.busy, self.retry_s = [], False, None
         self.revive()
         self.sched.after(TICK_S, self._tick, self.boots)
 
@@ -159,19 +160,24 @@ class SimGateway(Endpoint):
         topic, payload, token = self.inbox.pop(0)
         if topic is LOST:
             self.core.broker_lost()
-        elif token is None or token[0] > self.dropped_gen:
+        else:
             out = self._run(topic, self.core.on_message, topic, payload, self.sched.now)
             if not out.ack:
-                # not stored: the broker must keep it; unacknowledged, it comes again on the next
-                # connection of the persistent session (service.py: client.disconnect()).  The
-                # connection it came on is given up; one that is already gone needs nothing more.
-                gen = token[0] if token is not None else (self.conn.gen if self.connected else 0)
-                self.dropped_gen = max(self.dropped_gen, gen)
-                if self.connected and self.conn.gen == gen:
-                    self.disconnect_and_redial()
-            else:
-                self.ack(token)  # stored (or rejected) first: only now may the broker forget it
-        # (else: received on a connection given up after a failed write: it comes again)
+                # not stored: not acknowledged (the broker keeps it), the same message again after
+                # a doubling backoff, the rest waiting behind it (service.py _store_retry)
+                if self.retry_s is None:
+                    self.retry_s = driver.STORE_RETRY_MIN_S
+                    self.core.counters["store_faults"] += 1
+                    self.core.broker_lost()  # (deaf: no deadline blames a node for our outage)
+                else:
+                    self.retry_s = min(self.retry_s * 2, driver.STORE_RETRY_MAX_S)
+                self.inbox.insert(0, (topic, payload, token))
+                self.sched.after(self.retry_s, self._handle, boot)
+                return
+            if self.retry_s is not None:
+                self.retry_s = None
+                self._run("broker_back", self.core.broker_back, self.sched.now)
+            self.ack(token)  # stored (or rejected) first: only now may the broker forget it
         if self.inbox:
             self.sched.after(self.rng.uniform(*HANDLE_S), self._handle, boot)
         else:

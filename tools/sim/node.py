@@ -37,6 +37,7 @@ KEEPALIVE_S = 2
 QUEUE_MAX = 32
 FREE_HEAP = 60000          # what a heartbeat reports (a 96K board with a few daemons)
 PROCESS_S = (0.0005, 0.003)  # time a board takes for one message
+STALL_WAIT_S, STALL_POLL_S = 1.0, 0.02  # firmware/main.py _STALL_WAIT_MS, _STALL_POLL_MS
 _MIGRATE = "netedge.firmware.migrate"
 # A board's gc.collect() frees its small heap before a big allocation; on CPython a full
 # collection of the simulator's heap costs ~5 ms and decides nothing: the simulated boards skip it.
@@ -109,6 +110,7 @@ class SimNode(Endpoint):
         self.queue, self.front, self.queue_bytes = [], [], 0
         self.urgent = []              # QoS 0 control frames (the gateway's marks): never refused
         self.resync, self.dropped_gen = False, 0
+        self.stall_t = None  # when the input at the head of the queue first stalled (main.py)
         self.subscribed = set()
         self.busy = False
         self.boots += 1
@@ -152,7 +154,7 @@ class SimNode(Endpoint):
     def connected_hook(self, present):
         # a persistent session keeps them, but the node's client subscribes again anyway
         if self.subscribed:
-            self.subscribe([(t, 1) for t in sorted(self.subscribed)])
+            self.subscribe([(t, 0 if t.endswith("/mark") else 1) for t in sorted(self.subscribed)])
         ready = self.core.online()
         self.flash.apply(ready)
         for item in ready.publish:
@@ -162,7 +164,9 @@ class SimNode(Endpoint):
     def message(self, topic, payload, retained, token):
         """firmware/main.py NodeDriver._on_message: queue it, or refuse it until a resync."""
         q = self.queue
-        if token is None and topic.endswith("/ctl"):
+        if topic.endswith("/mark"):  # a stored mark: never refused, never in the queue
+            if token is not None:
+                self.ack(token)
             if len(self.urgent) < 4:  # (main.py MAX_URGENT)
                 self.urgent.append((topic, payload))
                 self._wake()
@@ -220,9 +224,18 @@ class SimNode(Endpoint):
             self._wake()
             return  # received on a closed connection: it comes again on this one
         if self._process(topic, payload):
+            self.stall_t = None
             self.ack(token)  # only now may the broker forget the input
-        else:
-            self.resync = True  # stalled: not acked, the rest refused, all redelivered after a mark
+        else:  # stalled (main.py): it waits at the head of the queue for a mark, then is refused
+            if self.stall_t is None:
+                self.stall_t = self.sched.now
+            if self.sched.now - self.stall_t < STALL_WAIT_S:
+                self.queue.insert(0, (topic, payload, token))
+                self.queue_bytes += len(payload)
+                self.sched.after(STALL_POLL_S, self._retry, self.boots)
+                return
+            self.stall_t = None
+            self.resync = True  # not acked, the rest refused, all redelivered after a mark
         self._wake()
 
     def _retry(self, boot):
@@ -246,7 +259,7 @@ class SimNode(Endpoint):
         want = set(self.core.subscriptions())
         new = sorted(t for t in want if t not in self.subscribed)
         if new:
-            self.subscribe([(t, 1) for t in new])
+            self.subscribe([(t, 0 if t.endswith("/mark") else 1) for t in new])
             self.subscribed.update(new)
         gone = sorted(t for t in self.subscribed if t not in want)
         if gone:
