@@ -165,10 +165,13 @@ def _command(self, ready, cmd, m, origin, body):
             mg = [m, "b", [], 0]  # given up (buffer full) after the gateway's cutover: let go
         if host is None or not mg or mg[0] != m or mg[1] not in "fb":  # ("b": rebooted while frozen)
             raise F.HostFailure(F.STATE_FAILED, "%08x is not frozen here for migration %d" % (origin, m))
+        # the reply first, the state after: building it is what takes heap, and a MemoryError
+        # here is retried (firmware/main.py) with the state as it was.  Released first, the retry
+        # took the release for a redelivery and answered with an empty buffer: the inputs lost
+        reply(self, ready, "buffered", m, origin, inputs=[parse_input(p) for p in mg[2]])
         self.hosts.pop(origin)
         self.mig[origin] = [m, "r", None, 0]
         ready.persist.append((name, None))
-        reply(self, ready, "buffered", m, origin, inputs=[parse_input(p) for p in mg[2]])
         gc.collect()
         return
     if host is None:

@@ -111,8 +111,18 @@ def _core(tmp_path, name, key=True, kinds=("counter",), key_kind="counter"):
 
 
 def _apply(core, ready):
-    """What the driver does with a Ready: write it to flash, and process requeued inputs next."""
+    """What the driver does with a Ready: write it to flash, and process requeued inputs next;
+    and what a gateway does with the chain events published: store them and mark them stored
+    (the host keeps at most 16 unmarked events: PROTOCOL §11)."""
+    from netedge.shared import frame as FR
+    from netedge.shared import topics as T
     core.records.commit(ready)  # (the read-only view boot() took is the driver's RecordStore)
+    for topic, frame, _, _ in list(ready.publish):
+        if topic.endswith("/chain"):
+            b = FR.decode(frame).body()
+            seq = int.from_bytes(b["l"][8:16], "little")
+            mark = {"cmd": "stored", "origin": b["o"], "epoch": b["e"], "seq": seq}
+            core.on_message(T.node(core.node_id, "mark"), FR.encode(FR.CONTROL, "gw1", 1 << 20 | seq, mark))
     for topic, frame in ready.requeue or ():
         ready.publish += _apply(core, core.on_message(topic, frame)).publish
     return ready
