@@ -509,6 +509,12 @@ class Store:
                       " WHERE origin = ? AND sender = ? AND counter = ?", (origin, sender, counter))
         return None if r is None else Input(r[0], r[1], r[2], r[3], bytes(r[4]), r[5])
 
+    def last_input_id(self, origin):
+        """The arrival id of the newest logged input of `origin` (0: none)."""
+        _check_u32(origin)
+        r = self._one("SELECT max(id) FROM inputs WHERE origin = ?", (origin,))
+        return r[0] or 0
+
     def inputs_after(self, origin, after_id=0):
         """Inputs of `origin` logged after arrival id `after_id`, in arrival order (streamed):
         what a promoted standby or restarted host replays."""

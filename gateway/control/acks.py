@@ -133,6 +133,8 @@ class Acknowledger:
                 self._ask(acts, origin, head, g)
             elif kept > 0 and seq <= head:
                 self.mark(acts, origin, head)
+            elif seq == head:  # caught up: does the log hold an input it never had?
+                self.core.migrations.host_caught_up(acts, node, origin)
 
     def tick(self, acts):
         for origin, g in sorted(self.gaps.items()):

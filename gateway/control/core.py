@@ -90,7 +90,8 @@ class GatewayCore:
         self.counters = {"malformed": 0, "unknown_daemon": 0, "stale_epoch": 0, "duplicates": 0,
                          "chain_errors": 0, "conflicts": 0, "inputs": 0, "events": 0,
                          "records": 0, "inputs_pruned": 0, "internal_errors": 0,
-                         "gap_requests": 0, "inputs_from_events": 0, "store_faults": 0}  # (the driver counts the last one: see service.py)
+                         "gap_requests": 0, "inputs_from_events": 0, "input_repairs": 0,
+                         "store_faults": 0}  # (the driver counts the last one: see service.py)
         self.records = RecordIssuer(store, keystore, clock=wall)  # signed discontinuity records (gateway/records.py)
         self.acks = Acknowledger(self)  # stored-through marks to the hosts, gap repair (control/acks.py)
         self.recent_errors = []   # (node, body) reported by nodes, newest last, capped

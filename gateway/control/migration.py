@@ -106,6 +106,12 @@ class MigrationError(ValueError):
     """A migration request the gateway refuses (the daemon stays where it is)."""
 
 
+# An input logged and unconsumed while the host is caught up, for this long (three idle
+# heartbeats at least): the host never had it, and it is replayed from the log.
+UNCONSUMED_REPAIR_S = 1.0
+MAX_UNCONSUMED_WATCH = 4096  # daemons watched at once (bounded like everything else)
+
+
 def heap_needed(size):
     """Free heap a target needs to take a record of `size` bytes: the reassembly buffer, the
     decoded record and the daemon's restored state (about three copies), plus room to run."""
@@ -122,6 +128,8 @@ class MigrationOrchestrator:
         self.replays = {}         # origin -> the input-log replay in progress ({"m", "id", "t0", "replay"})
         self.replay_no = 0
         self.waiting = set()      # origins whose bump waits for the stored chain (_on_restored)
+        self.unconsumed = {}      # origin -> (id of its first logged input a caught-up host lacks, since)
+        self.repaired = {}        # origin -> the last input id a repair replayed (never twice)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -150,13 +158,14 @@ class MigrationOrchestrator:
         if st.client is not None:
             self.ctx.reply(acts, st.client, st.rid, ok, result=result, error=error)
 
-    def _replay_log(self, acts, node, m, origin, after_seq):
+    def _replay_log(self, acts, node, m, origin, after_seq, inputs=None):
         """Re-drive `node` from the gateway's durable input log (control/replay.py): every logged
         input the stored chain does not reflect after `after_seq`, in order (`"log": true` lets a
         node that came back from a reboot leave its hold afterwards; its input window drops what
         it has), in acknowledged batches (`replayed`), then `go`.  This replaces inputs a crashed
         node had taken into RAM."""
-        inputs = RP.backlog(self.store, origin, after_seq, consumed=False)[0]
+        if inputs is None:
+            inputs = RP.backlog(self.store, origin, after_seq, consumed=False)[0]
         self.replay_no += 1
         rid = self.replay_no
         # (RAM only: a restarted gateway re-drives from scratch when the node or tick() asks)
@@ -605,6 +614,42 @@ class MigrationOrchestrator:
             elif node == st.target:
                 log.warning("migration %d origin=%08x: target %s went offline after the cutover: re-driven when "
                             "it is back", st.m, st.origin, node)
+
+    def host_caught_up(self, acts, node, origin):
+        """A heartbeat: `node`, the daemon's host at its epoch, stands at the stored head and
+        keeps nothing unmarked.  An input in the log that no recent stored event consumed, still
+        unconsumed at a heartbeat UNCONSUMED_REPAIR_S later, is one the host never had: its own
+        broker session dropped it (a full queue drops QoS 1 silently), or a replay was read
+        before it came.  Those inputs are replayed from the log as after an aborted migration
+        (a RecoveryState: `replay` batches, then `go`, until `active`); the host's input window
+        drops any it had after all.  An input is replayed at most once (`repaired`)."""
+        now = self.clock.now
+        if self.store.load_state(MigrationState, origin) is not None or origin in self.replays or \
+                self.store.load_state(RecoveryState, origin) is not None:
+            self.unconsumed.pop(origin, None)
+            return
+        head = self._stored_head(origin)
+        lacking = RP.unconsumed(self.store, origin, head, self.repaired.get(origin, 0))
+        if not lacking:
+            self.unconsumed.pop(origin, None)
+            return
+        seen = self.unconsumed.get(origin)
+        if seen is None or seen[0] != lacking[0].id:
+            if len(self.unconsumed) < MAX_UNCONSUMED_WATCH or origin in self.unconsumed:
+                self.unconsumed[origin] = (lacking[0].id, now)
+            return
+        if now - seen[1] < UNCONSUMED_REPAIR_S:
+            return
+        del self.unconsumed[origin]
+        if len(self.repaired) >= MAX_UNCONSUMED_WATCH and origin not in self.repaired:
+            self.repaired.clear()  # (forgetting only costs a replay the input window drops)
+        self.repaired[origin] = lacking[-1].id
+        m = self.ctx.new_op(self)
+        log.warning("%08x: %d logged inputs (from %s/%d) never reached its host %s (at seq %d): replayed from the "
+                    "log", origin, len(lacking), lacking[0].sender, lacking[0].counter, node, head)
+        self.ctx.count("input_repairs")
+        self.store.save_state(origin, RecoveryState(node=node, m=m, at=self.clock.stamp(recover_key(origin))))
+        self._replay_log(acts, node, m, origin, head, [[i.sender, i.counter, i.payload] for i in lacking])
 
     def _recoveries(self, node=None):
         """(origin, RecoveryState) of the recoveries in progress (of `node`); a recovery whose

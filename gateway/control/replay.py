@@ -56,6 +56,28 @@ def _consumed(payload):
     return None
 
 
+RECENT_INPUTS = 64    # unconsumed(): the newest logged inputs looked at ...
+RECENT_EVENTS = 128   # ... against the inputs the newest stored events consumed (reordering slack)
+
+
+def unconsumed(store, origin, head_seq, after_id=0):
+    """Logged inputs of `origin` (among the RECENT_INPUTS newest, and after arrival id
+    `after_id`) that none of the RECENT_EVENTS newest stored events consumed, in arrival order:
+    with the host caught up with the stored head, inputs it never had (its broker session
+    dropped them, or a replay was read before they came).  Bounded work, whatever the chain's
+    length; an input consumed more than RECENT_EVENTS events ago counts as consumed."""
+    start = max(after_id, store.last_input_id(origin) - RECENT_INPUTS)
+    fresh = list(store.inputs_after(origin, start))
+    if not fresh:
+        return []
+    done = set()
+    for ev in store.events(origin, max(1, head_seq - RECENT_EVENTS + 1), head_seq):
+        c = _consumed(ev.payload)
+        if c is not None:
+            done.add((c[0], c[1]))
+    return [i for i in fresh if (i.sender, i.counter) not in done]
+
+
 def backlog(store, origin, seq, consumed=True):
     """What a host at event `seq` of `origin` must process, from the durable input log:
     ([sender, counter, payload] in order, the last input id read, missing).

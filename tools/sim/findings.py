@@ -6,14 +6,7 @@ a run may still report; every other kind is a regression.
 FIXED: bugs fixed since, each seed replayed by tests/test_sim.py and required to pass.
 """
 
-OPEN = {
-    "lost_input": (
-        "Inputs the broker dropped from a NODE's session queue (max_queued_messages) while the "
-        "gateway logged them: an aborted migration's recovery replays the log from a backlog read "
-        "before they arrived, and nothing later replays the logged inputs a host never consumed "
-        "(the gateway's log has them; a periodic 'logged but unconsumed' replay to the host is "
-        "the fix).  Seed (25 steps): 18614 (no violation in the 1,000 CI seeds)."),
-}
+OPEN = {}
 
 FIXED = [
     # (seed, steps, what)
@@ -70,4 +63,7 @@ FIXED = [
     (8043, 25, "false failover: a store commit failed mid-promotion; the rebuilt core had lost the feed "
                "(RAM), ignored the redelivered answers and at the timeout promoted another standby over "
                "the promoted one (the feed is now driven again from the log)"),
+    (18614, 25, "lost input: inputs the broker dropped from the host's own session queue, logged by the "
+                "gateway after an aborted migration's recovery had read its backlog, were never replayed "
+                "(a caught-up host lacking logged inputs now gets them from the log)"),
 ]
