@@ -273,7 +273,11 @@ class NodeDriver:
                         topic = payload = token = None
                         await asyncio.sleep(_STALL_POLL_MS / 1000)
                         continue
+                    # (and what is queued behind it too, as after an overflow: a mark arriving
+                    # meanwhile would let a later input of the same daemon overtake this one)
                     self.stall_t = None
+                    self.queue = []
+                    self.queue_bytes = 0
                     self.resync = True
                 elif done:
                     self.stall_t = None

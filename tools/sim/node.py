@@ -235,6 +235,7 @@ class SimNode(Endpoint):
                 self.sched.after(STALL_POLL_S, self._retry, self.boots)
                 return
             self.stall_t = None
+            self.queue, self.queue_bytes = [], 0  # (what is behind it too: order)
             self.resync = True  # not acked, the rest refused, all redelivered after a mark
         self._wake()
 
