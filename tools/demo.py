@@ -91,7 +91,8 @@ def start_gateway(demo):
 def boot_nodes(demo):
     for b in demo.boards:
         b.start()
-        demo.say("%s: micropython -X heapsize=%s, pid %d, flash %s" % (b.node_id, b.heap, b.pid, b.dir))
+        demo.say("%s: micropython -X heapsize=%s, pid %d, flash %s, firmware in its ROM partition" % (
+            b.node_id, b.heap, b.pid, b.dir))
     online = demo.wait(lambda st: _online(st, demo.node_ids), 30, "the boards' first heartbeats")
     for n in online:
         demo.say("%s online: %s free heap, can host %s" % (n.node_id, _kb(n.info.get("heap")),
@@ -331,8 +332,12 @@ class Demo:
             url, embedded = self.opts.broker, False
         b = BrokerConfig(url)
         # the boards' folders (flash) first: the gateway config names them, keys reach a board there
+        # (the firmware in each board's ROM partition, as `netedge provision --romfs` deploys it to
+        # a real board: its bytecode then stays in flash.  From lib/ a 64-bit unix-port node has
+        # too little of its 96 KB left for a standby group's sync after a migration and a fork)
         self.boards = [fleet.VirtualBoard(self.fw, os.path.join(self.dir, "boards"), n,
-                                          fleet.node_config(n, b.host, b.port, keepalive=10), die_with_parent=True)
+                                          fleet.node_config(n, b.host, b.port, keepalive=10), die_with_parent=True,
+                                          romfs=True)
                        for n in self.node_ids]
         http = None
         if self.opts.keep:

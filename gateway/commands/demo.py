@@ -5,7 +5,7 @@ import argparse
 DESCRIPTION = """\
 Run the whole system on this machine and narrate a scenario, each step with its
 measured time: an MQTT broker, the gateway and three virtual boards (MicroPython
-unix port, 96 KB heap each) in a temporary folder, then
+unix port, the firmware in a ROM partition and 96 KB of heap each) in a temporary folder, then
 
   deploy a counter daemon on n1 (new ed25519 identity, keys pushed out of band)
   stream inputs to it, and migrate it live to n2 while they keep coming
