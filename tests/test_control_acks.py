@@ -54,18 +54,22 @@ def test_a_former_host_is_marked_at_its_own_epoch(rig):
     assert marks(heartbeat(rig, NODE, EPOCH + 5, 3, 2), NODE) == []
 
 
-def test_a_discontinued_daemons_host_is_released_not_acknowledged(rig):
+def test_a_discontinued_or_stopped_daemons_host_is_released_not_acknowledged(rig):
     rig.store.update_daemon(rig.origin, status="discontinued")
     acts = heartbeat(rig, NODE, EPOCH, 9, 6)
     assert marks(acts, NODE) == [{"cmd": "stored", "origin": rig.origin, "epoch": EPOCH, "seq": 9,
-                                  "discontinued": True}]
+                                  "release": True}]
     assert rig.store.head(rig.origin).sequence == 3  # (nothing stored by it)
     # an active daemon's host ahead of the store is asked to resend instead: never released
     rig.store.update_daemon(rig.origin, status="active")
     rig.now += 1
     acts = heartbeat(rig, NODE, EPOCH, 9, 6)
     assert [m.get("resend") for m in marks(acts, NODE)] == [True]
-    assert all("discontinued" not in m for m in marks(acts, NODE))
+    assert all("release" not in m for m in marks(acts, NODE))
+    # a stopped daemon (its `stop` may wait behind the input its host stalled on): released too
+    rig.store.update_daemon(rig.origin, status="stopped")
+    acts = heartbeat(rig, NODE, EPOCH, 9, 3)
+    assert marks(acts, NODE) == [{"cmd": "stored", "origin": rig.origin, "epoch": EPOCH, "seq": 9, "release": True}]
 
 
 def test_the_epoch_bump_waits_for_the_stored_chain(rig):

@@ -14,8 +14,8 @@ takes no more inputs, they wait at the broker), and a hole is repaired by asking
   every event it kept past it.  Repeated after RESEND_RETRY_S while the gap stays open;
 - only a host that no longer has the missing events (a reboot keeps just the newest one on
   flash) answers `gap_lost`: then, and only then, the gap is a ChainBreak record;
-- a daemon recorded as discontinued is stored no further: its host's heartbeat showing kept
-  events gets a mark at the host's own seq with `discontinued` (a release, not a claim of
+- a daemon recorded as discontinued, or stopped, is stored no further: its host's heartbeat
+  showing kept events gets a mark at the host's own seq with `release` (not a claim of
   storage), so the host never reaches its cap and stops taking deliveries.
 
 Fencing: marks and gap requests go to the daemon's current host at its current epoch (and a
@@ -41,6 +41,7 @@ RESEND_RETRY_S = 0.5    # a gap request not yet filled is asked again after this
 # retransmission after a reconnect) usually arrives meanwhile, and a resend costs a board's heap
 GAP_WAIT_S = 0.2
 MAX_GAPS = 1024         # open gaps remembered (one per daemon; bounded like everything else)
+NOT_STORED = ("discontinued", "stopped")  # daemon statuses whose chain the gateway stores no more
 
 
 class Acknowledger:
@@ -114,12 +115,13 @@ class Acknowledger:
                 continue
             if d.host_node != node or d.epoch != epoch:
                 continue
-            if d.status == "discontinued" and kept > 0:
-                # A break the gateway recorded (§15): it stores no more of this chain, so the
-                # host would keep its events until its cap and then take no delivery at all, every
-                # other daemon's and every command included.  Released, not acknowledged: the
-                # signed record is the honest account of what was not stored.
-                self._send_mark(acts, node, origin, epoch, seq, discontinued=True)
+            if d.status in NOT_STORED and kept > 0:
+                # A break the gateway recorded (§15), or a daemon stopped (its `stop` may wait
+                # behind the input its host stalled on): the gateway stores no more of this
+                # chain, so the host would keep its events until its cap and then take no
+                # delivery at all, every other daemon's and every command included.  Released,
+                # not acknowledged: a signed record, or the operator's stop, accounts for them.
+                self._send_mark(acts, node, origin, epoch, seq, release=True)
                 continue
             if d.status != "active":
                 continue
@@ -171,10 +173,10 @@ class Acknowledger:
         self.due.discard(origin)
         self._send_mark(acts, d.host_node, origin, d.epoch, seq, resend)
 
-    def _send_mark(self, acts, node, origin, epoch, seq, resend=False, discontinued=False):
+    def _send_mark(self, acts, node, origin, epoch, seq, resend=False, release=False):
         body = {"cmd": "stored", "origin": origin, "epoch": epoch, "seq": seq}
         if resend:
             body["resend"] = True
-        if discontinued:
-            body["discontinued"] = True
+        if release:
+            body["release"] = True
         acts.publish.append((T.node(node, "mark"), self.core._frame(FR.CONTROL, body), 0, False))

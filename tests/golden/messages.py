@@ -23,7 +23,7 @@ def check(case):
         eq("body", FR.decode(unhex(case["hex"])).body(), body)
     elif kind == "stored_mark":
         body = {"cmd": "stored", "origin": case["origin"], "epoch": case["epoch"], "seq": case["seq"]}
-        for flag in ("resend", "discontinued"):
+        for flag in ("resend", "release"):
             if case.get(flag):
                 body[flag] = True
         eq("frame", FR.encode(FR.CONTROL, case["sender"], case["counter"], body).hex(), case["hex"])
@@ -63,8 +63,8 @@ def generate():
                   "epoch": 2, "seq": 41, "resend": True,
                   "hex": frame(9, "gw1", 10, {"cmd": "stored", "origin": origin, "epoch": 2, "seq": 41,
                                               "resend": True}).hex()})
-    cases.append({"name": "discontinued-release", "kind": "stored_mark", "sender": "gw1", "counter": 11,
-                  "origin": origin, "epoch": 2, "seq": 57, "discontinued": True,
+    cases.append({"name": "release-mark", "kind": "stored_mark", "sender": "gw1", "counter": 11,
+                  "origin": origin, "epoch": 2, "seq": 57, "release": True,
                   "hex": frame(9, "gw1", 11, {"cmd": "stored", "origin": origin, "epoch": 2, "seq": 57,
-                                              "discontinued": True}).hex()})
+                                              "release": True}).hex()})
     return cases

@@ -66,4 +66,8 @@ FIXED = [
     (18614, 25, "lost input: inputs the broker dropped from the host's own session queue, logged by the "
                 "gateway after an aborted migration's recovery had read its backlog, were never replayed "
                 "(a caught-up host lacking logged inputs now gets them from the log)"),
+    (3032, 20, "stuck (found by the 100,000-seed run): a host stalled on an input of a daemon the "
+               "operator had just stopped; the gateway marks no stopped daemon, and the `stop` waited "
+               "behind the stalled input for ever (a stopped daemon's host is now released, as a "
+               "discontinued one's)"),
 ]
