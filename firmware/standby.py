@@ -70,6 +70,14 @@ def command(self, ready, cmd, m, origin, body):
     if cmd == "promote":
         if host is not None and mg and mg[0] == m and mg[1] in "pl":  # a retry
             return self.reply(ready, "restored", m, origin, seq=host.chain.head.sequence)
+        epoch = body.get("epoch")
+        if host is not None and mg and mg[1] in "pl" and type(epoch) is int and epoch > host.epoch:
+            # promoted again at a newer epoch before `start` (the gateway lost track of the first
+            # promotion): this one replaces it, what it was fed so far stays (its window drops
+            # the repeats), instead of a refusal that would make the gateway promote another
+            host.epoch, host.hold, mg[0], mg[1] = epoch, m, m, "p"
+            ready.persist.append(("d%08x" % origin, host.record()))
+            return self.reply(ready, "restored", m, origin, seq=host.chain.head.sequence)
         if host is not None:
             raise F.HostFailure(F.ALREADY_MIGRATING, "%08x is hosted here already" % origin)
         epoch, kind, rec = body.get("epoch"), body.get("kind"), body.get("rec")

@@ -155,6 +155,32 @@ def test_a_promotion_reads_its_standby_copy_through_the_view():
     assert ("d%08x" % O) in [n for n, _ in r.persist] and (name, None) in r.persist
 
 
+def test_a_promotion_again_at_a_newer_epoch_replaces_the_unfinished_one():
+    """The gateway lost track of a promotion it had sent (its commits failed, it timed out) and
+    promotes the same standby again at a newer epoch before `start`: the node takes the new
+    one (epoch, operation id) instead of refusing with already_migrating, which made the
+    gateway promote another standby over it (the simulator's seed 20638).  An OLDER epoch, or a
+    promotion of a daemon active here, is still refused."""
+    core = _core(hosted=())
+    src = _core()
+    src.boot(ReadOnly({}), 1)
+    rec = cbor.dumps(src.hosts[O].record(), True)
+    core.boot(ReadOnly({"s%08x" % O: {"rec": rec, "seq": 0}}), 1)
+
+    def promote(m, epoch):
+        r = core.on_message(T.node("c1", "ctl"), FR.encode(FR.CONTROL, "gw", m, {
+            "cmd": "promote", "m": m, "origin": O, "kind": "counter", "epoch": epoch}))
+        return [FR.decode(p[1]).body() for p in r.publish if p[0].endswith("/mig")], r
+    [first], _ = promote(9, 2)
+    assert first["op"] == "restored" and core.hosts[O].epoch == 2
+    [again], r = promote(11, 3)
+    assert (again["op"], again["m"]) == ("restored", 11)
+    assert core.hosts[O].epoch == 3 and core.mig[O][:2] == [11, "p"] and core.hosts[O].hold == 11
+    assert ("d%08x" % O) in [n for n, _ in r.persist]
+    [old], _ = promote(12, 2)  # an older epoch: refused
+    assert old["op"] == "failed" and core.hosts[O].epoch == 3 and core.mig[O][0] == 11
+
+
 def test_heartbeat_reports_the_record_sizes_the_driver_measured():
     core = _core()
     core.boot(ReadOnly({}), 1)
