@@ -16,6 +16,13 @@ OPEN = {
         "Mosquitto config: no queue cap for the gateway and node logins), or a publisher that "
         "confirms by the chain event.  Seeds (20 steps, the 100,000-seed run): 5771, 6385, 8816, "
         "8855, 10533, 14038, 14341 (about one seed in 2,000)."),
+    "false_failover": (
+        "The active's node, silent through a broker restart, is deposed without a live standby "
+        "('no healthy standby'); when it is back the gateway promotes IT at epoch 2 while it still "
+        "runs the daemon at epoch 1: it refuses (already_migrating: hosted here already) and the "
+        "next member back is promoted over it.  A node that answers a promotion so still hosts "
+        "the daemon: the group should take it back as its active (a demote-free rejoin).  Seed "
+        "(20 steps, the 100,000-seed run): 28965."),
 }
 
 FIXED = [
