@@ -3,21 +3,12 @@ chain, a former host is marked at its own epoch, and a discontinued daemon's hos
 (gateway/control/acks.py, migration.py; PROTOCOL §11, §16).  Each test fails when its check is
 removed: the deterministic simulator found the deadlocks these prevent (a source stalled at its
 cap could never take its `release`; a node hosting a discontinued daemon took no delivery at all)."""
-import pytest
-
 from netedge.gateway.control import migration as M
 from netedge.shared import cbor
 from netedge.shared import frame as FR
 from netedge.shared import topics as T
 
-from test_gateway_badinput import EPOCH, NODE, OTHER, Rig
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(str(tmp_path))
-    yield r
-    r.close()
+from test_gateway_badinput import EPOCH, NODE, OTHER, rig  # noqa: F401 (the fixture: GatewayCore over a real store)
 
 
 def marks(acts, node):

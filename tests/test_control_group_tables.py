@@ -1,24 +1,14 @@
 """The standby group's and the fork's state tables: the code's (gateway/control/standby.py and
 fork.py: STEPS, TRANSITIONS) are the ones docs/PROTOCOL.md §17 prints, row by row; every
 transition names a step, a party and a handler the orchestrator has."""
-import os
-
 from netedge.gateway.control import fork as K
 from netedge.gateway.control import standby as S
 
-DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "PROTOCOL.md")
-
+import protocol_doc
 
 def doc_table(header):
     """The cells of the table in §17 whose header line is `header`."""
-    lines = open(DOC, encoding="utf-8").read().split("## 17.", 1)[1].split("\n## ", 1)[0].splitlines()
-    start = lines.index(header)
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
-    return rows
+    return protocol_doc.table(17, header)
 
 
 def timeout(t):

@@ -1,25 +1,16 @@
 """The migration's phase table: the code's (gateway/control/migration.py PHASES) is the one
 docs/PROTOCOL.md §16 prints, row by row; the phases are shared/phases.py's, in order, each mapped
 to its SuperpositionPhase by shared/superposition.py; every transition names a phase and a side."""
-import os
-
 from netedge.gateway.control import migration as M
 from netedge.shared import phases as P
 from netedge.shared import superposition as SP
 
-DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "PROTOCOL.md")
+import protocol_doc
 
 
 def doc_rows():
     """The cells of the six-phase table in §16 (the one whose header starts `| phase | start condition`)."""
-    lines = open(DOC, encoding="utf-8").read().split("## 16.", 1)[1].split("\n## ", 1)[0].splitlines()
-    start = next(i for i, l in enumerate(lines) if l.startswith("| phase | start condition |"))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
-    return rows
+    return protocol_doc.table(16, "| phase | start condition |")
 
 
 def code_rows():
