@@ -32,7 +32,9 @@ def wait_running(c, origin, timeout=20):
 
 
 def test_kill9_active_promotes_a_standby(tmp_path, firmware):
-    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3", "n4"])  # n4: outside the group, a recruit
+    # (every board here runs the firmware from its ROM partition, as boards do: from lib/, a 64-bit
+    # unix-port node at 96K has ~8 KB left for a promotion's feed, and runs out now and then)
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3", "n4"], romfs=True)  # n4: outside the group, a recruit
     try:
         a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "40")
         g = group_of(c, a)
@@ -79,7 +81,7 @@ def test_kill9_active_promotes_a_standby(tmp_path, firmware):
 
 
 def test_frozen_active_is_deposed_and_rejoins_as_standby(tmp_path, firmware):
-    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], deadline_ms=1000)
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], deadline_ms=1000, romfs=True)
     try:
         a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "40")
         s = Stream(c.obs, a, 1, 700, rate=200)
@@ -115,7 +117,7 @@ def test_frozen_active_is_deposed_and_rejoins_as_standby(tmp_path, firmware):
 def test_lost_events_give_a_signed_node_crash_and_a_fork(tmp_path, firmware):
     # a log capped at 64 inputs and no sync after the first: when the active dies, the inputs
     # of most of its events are gone — the gateway must say so, not invent a chain
-    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], gateway={"input_log_max": 64})
+    c = Cluster(tmp_path, firmware, ["n1", "n2", "n3"], gateway={"input_log_max": 64}, romfs=True)
     try:
         a = create_group(c, "--nodes", "n1,n2,n3", "--sync-every", "100000", "--sync-seconds", "3600")
         s = Stream(c.obs, a, 1, 300, rate=400)
@@ -156,7 +158,7 @@ def test_lost_events_give_a_signed_node_crash_and_a_fork(tmp_path, firmware):
 
 
 def test_netedge_fork_of_a_running_daemon(tmp_path, firmware):
-    c = Cluster(tmp_path, firmware, ["n1", "n2"])
+    c = Cluster(tmp_path, firmware, ["n1", "n2"], romfs=True)
     try:
         from gateways import deploy
         a = deploy(c.cfg, "counter", "n1")
